@@ -1,0 +1,1 @@
+"""The agentprof command line (click + rich)."""

@@ -1,0 +1,1 @@
+"""Dollar cost of model calls: genai-prices, model-name normalisation and user prices."""

@@ -1,0 +1,1 @@
+"""The local store: DuckDB (or any SQLAlchemy URL) fed from per-process spool segments."""

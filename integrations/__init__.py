@@ -1,0 +1,1 @@
+"""Instrumentation of provider SDKs (openai, anthropic) for agentprof."""
