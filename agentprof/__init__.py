@@ -1,5 +1,72 @@
-"""agentprof: profile the cost of agentic AI workflows."""
+"""agentprof: profile the cost of agentic AI workflows.
+
+Where does the money go in my agent loop, and what should I change? Decorate the agent,
+instrument the SDKs, run, then ``agentprof report``::
+
+    import agentprof
+
+    agentprof.instrument()          # openai and anthropic calls are now recorded
+
+    @agentprof.task
+    def triage(ticket): ...
+
+Everything here is the public API; every other module is internal.
+"""
 
 from __future__ import annotations
 
+from agentprof._decorators import set_outcome, step, task
+from agentprof._instrument import instrument, uninstrument
+from agentprof._runtime import configure as _configure
+from agentprof._runtime import flush, shutdown
+from agentprof.exceptions import AgentprofError, ConfigError, StoreError
+
 __version__ = "0.1.0"
+
+
+def configure(
+    db: str | None = None,
+    service_name: str | None = None,
+    capture_content: bool | None = None,
+    *,
+    max_queue_size: int = 8192,
+    schedule_delay_millis: float = 1000.0,
+) -> None:
+    """Set up agentprof's own tracer provider and local store (optional: ``instrument`` does it).
+
+    Never replaces the application's global TracerProvider. Calling it again replaces the
+    previous configuration after flushing it.
+
+    Args:
+        db: Store location: a directory, a ``.duckdb`` file or an SQLAlchemy URL. Default:
+            ``AGENTPROF_DB``, then ``[tool.agentprof] db``, then ``.agentprof/``.
+        service_name: Name of this service in reports (default ``AGENTPROF_SERVICE_NAME``,
+            ``OTEL_SERVICE_NAME``, then ``"agent"``).
+        capture_content: Store prompt and completion text (default off: hashes and lengths
+            are enough for every analysis). ``AGENTPROF_CAPTURE_CONTENT=1`` turns it on.
+        max_queue_size: Finished spans held before new ones are dropped (and counted).
+        schedule_delay_millis: How often finished spans are written to the spool.
+    """
+    _configure(
+        db,
+        service_name,
+        capture_content,
+        max_queue_size=max_queue_size,
+        schedule_delay_millis=schedule_delay_millis,
+    )
+
+
+__all__ = [
+    "AgentprofError",
+    "ConfigError",
+    "StoreError",
+    "__version__",
+    "configure",
+    "flush",
+    "instrument",
+    "set_outcome",
+    "shutdown",
+    "step",
+    "task",
+    "uninstrument",
+]

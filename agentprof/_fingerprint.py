@@ -1,0 +1,114 @@
+"""Fingerprints of requests and outputs: what the cache rules need, without storing text.
+
+Runs on the exporter thread over the request body bytes the SDK already serialised. Three
+things come out of a request:
+
+* a **request fingerprint**: xxh3-128 of the canonical request (keys sorted, transport-only
+  fields such as ``stream`` dropped), equal for requests a response cache could have served;
+* **prefix fingerprints** at every segment boundary, in the order providers build their cache
+  key (tools, then system, then each message), each chained from the previous one and seeded
+  with provider and model, with the approximate token position of the boundary (characters of
+  canonical JSON / 4: good enough to compare against cache minimums of 1,024+ tokens);
+* the number of ``cache_control`` breakpoints (Anthropic prompt caching opt-in).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import xxhash
+
+CHARS_PER_TOKEN = 4
+# Fields that change how a response is delivered or billed, not what it says.
+_TRANSPORT_FIELDS = frozenset({"stream", "stream_options", "metadata", "user", "store", "service_tier"})
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixBoundary:
+    """The cumulative prefix up to and including one segment of the request."""
+
+    hash: str
+    tokens: int
+    index: int  # message index; -2 for the tool definitions, -1 for a top-level system prompt
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFingerprints:
+    """Everything the analyses need to know about a request, without its text."""
+
+    request: str
+    prefixes: tuple[PrefixBoundary, ...]
+    cache_breakpoints: int
+    tool_count: int
+    messages: Any  # the parsed messages, used only when content capture is on
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _count_cache_control(value: Any) -> int:
+    if isinstance(value, dict):
+        own = 1 if value.get("cache_control") else 0
+        return own + sum(_count_cache_control(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_count_cache_control(item) for item in value)
+    return 0
+
+
+def fingerprint_request(body: bytes, provider: str) -> RequestFingerprints | None:
+    """Fingerprint one serialised request body; ``None`` when it is not a JSON object."""
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(request, dict):
+        return None
+    canonical = {key: value for key, value in request.items() if key not in _TRANSPORT_FIELDS}
+    request_hash = xxhash.xxh3_128_hexdigest(_canonical(canonical))
+
+    segments: list[tuple[int, str, Any]] = []
+    tools = request.get("tools")
+    if tools:
+        segments.append((-2, "tools", tools))
+    system = request.get("system")
+    if system:
+        segments.append((-1, "system", system))
+    messages = request.get("messages")
+    if isinstance(messages, list):
+        for index, message in enumerate(messages):
+            role = message.get("role", "") if isinstance(message, dict) else ""
+            segments.append((index, str(role), message))
+
+    seed = f"{provider}\x00{request.get('model', '')}".encode()
+    running = xxhash.xxh3_64_digest(seed)
+    chars = 0
+    prefixes: list[PrefixBoundary] = []
+    for index, role, segment in segments:
+        encoded = _canonical(segment)
+        chars += len(encoded)
+        running = xxhash.xxh3_64_digest(running + encoded)
+        prefixes.append(PrefixBoundary(running.hex(), chars // CHARS_PER_TOKEN, index, role))
+    return RequestFingerprints(
+        request=request_hash,
+        prefixes=tuple(prefixes),
+        cache_breakpoints=_count_cache_control(request),
+        tool_count=len(tools) if isinstance(tools, list) else 0,
+        messages=messages,
+    )
+
+
+def prefixes_json(prefixes: tuple[PrefixBoundary, ...]) -> str:
+    """Serialise prefix boundaries compactly for the store."""
+    return json.dumps(
+        [{"hash": p.hash, "tokens": p.tokens, "index": p.index, "role": p.role} for p in prefixes],
+        separators=(",", ":"),
+    )
+
+
+def output_fingerprint(text: str) -> tuple[str, int]:
+    """Return ``(hash, length in characters)`` of an output text."""
+    return xxhash.xxh3_64_hexdigest(text.encode("utf-8", "surrogatepass")), len(text)

@@ -1,0 +1,220 @@
+"""One mapping from a finished span (plus its parked payload) to a spool record.
+
+Runs on the exporter thread. Everything expensive that the caller's thread skipped happens
+here: fingerprinting the request body, hashing the output, serialising the raw usage block and
+pricing the call. Pricing is separate from token extraction, so a pricing failure never loses
+the tokens: the call is then stored as unpriced with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from agentprof import _safety
+from agentprof import _semconv as sc
+from agentprof._calls import Payload
+from agentprof._fingerprint import fingerprint_request, output_fingerprint, prefixes_json
+from agentprof._records import SpoolRow
+from agentprof._usage import CanonicalUsage
+
+_PID = os.getpid()
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _raw_usage_json(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    dump = getattr(raw, "model_dump", None)
+    data = dump(mode="json", exclude_none=True) if callable(dump) else raw
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
+def usage_from_attributes(attributes: Mapping[str, Any]) -> CanonicalUsage | None:
+    """Rebuild canonical usage from GenAI attributes; ``None`` when usage is unknown."""
+    if attributes.get(sc.AGENTPROF_USAGE_KNOWN) is False:
+        return None
+    input_tokens = _int(attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
+    output_tokens = _int(attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
+    if input_tokens is None and output_tokens is None:
+        return None
+    cache_write = _int(attributes.get(sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS))
+    if cache_write is None:
+        cache_write = _int(attributes.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
+    return CanonicalUsage(
+        input_tokens=input_tokens or 0,
+        output_tokens=output_tokens or 0,
+        cache_read_tokens=_int(attributes.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)) or 0,
+        cache_write_tokens=cache_write or 0,
+        cache_write_5m_tokens=_int(attributes.get(sc.AGENTPROF_CACHE_WRITE_5M)),
+        cache_write_1h_tokens=_int(attributes.get(sc.AGENTPROF_CACHE_WRITE_1H)),
+        reasoning_tokens=_int(attributes.get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)) or 0,
+    )
+
+
+class SpanMapper:
+    """Turns spans into spool rows; holds what is loaded once (user prices)."""
+
+    def __init__(self, service_name: str) -> None:
+        self.service_name = service_name
+        self._user_prices: Any = None
+        self._user_prices_loaded = False
+
+    def _prices(self) -> Any:
+        if not self._user_prices_loaded:
+            self._user_prices_loaded = True
+            try:
+                from agentprof.pricing import UserPrices
+
+                self._user_prices = UserPrices.load()
+            except Exception as exc:  # a bad prices table must not stop recording
+                _safety.count("user_prices_errors")
+                _safety.logger.warning("agentprof: user prices ignored: %s", exc)
+        return self._user_prices
+
+    def map(self, span: ReadableSpan, payload: Payload | None) -> SpoolRow | None:
+        """Return the spool row for ``span``, or ``None`` for spans agentprof does not store."""
+        attributes = span.attributes or {}
+        kind = attributes.get(sc.AGENTPROF_KIND)
+        if kind not in (sc.KIND_TASK, sc.KIND_STEP, sc.KIND_MODEL_CALL):
+            return None
+        context = span.context
+        assert context is not None
+        error = span.status.status_code is StatusCode.ERROR
+        row: SpoolRow = {
+            "kind": kind,
+            "trace_id": format(context.trace_id, "032x"),
+            "span_id": format(context.span_id, "016x"),
+            "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
+            "name": span.name,
+            "start_time_ns": span.start_time,
+            "end_time_ns": span.end_time,
+            "status": "error" if error else "ok",
+            "error_type": attributes.get(sc.ERROR_TYPE),
+            "task_id": attributes.get(sc.AGENTPROF_TASK_ID),
+            "task_name": attributes.get(sc.AGENTPROF_TASK_NAME, sc.UNTRACKED_TASK),
+            "step_name": attributes.get(sc.AGENTPROF_STEP_NAME),
+            "step_kind": attributes.get(sc.AGENTPROF_STEP_KIND),
+            "step_path": attributes.get(sc.AGENTPROF_STEP_PATH),
+            "service_name": self.service_name,
+            "pid": _PID,
+        }
+        if kind == sc.KIND_TASK:
+            user = {
+                key[len(sc.AGENTPROF_ATTRIBUTE_PREFIX) :]: value
+                for key, value in attributes.items()
+                if key.startswith(sc.AGENTPROF_ATTRIBUTE_PREFIX)
+            }
+            row["attributes"] = json.dumps(user, default=str) if user else None
+            row["success"] = attributes.get(sc.AGENTPROF_TASK_SUCCESS)
+            row["score"] = attributes.get(sc.AGENTPROF_TASK_SCORE)
+            row["outcome_explicit"] = bool(attributes.get(sc.AGENTPROF_TASK_OUTCOME_EXPLICIT, False))
+        elif kind == sc.KIND_MODEL_CALL:
+            self._map_model_call(row, span, attributes, payload)
+        return row
+
+    def _map_model_call(
+        self, row: SpoolRow, span: ReadableSpan, attributes: Mapping[str, Any], payload: Payload | None
+    ) -> None:
+        provider = attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.GEN_AI_SYSTEM)
+        request_model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
+        response_model = attributes.get(sc.GEN_AI_RESPONSE_MODEL)
+        usage = usage_from_attributes(attributes)
+        finish = attributes.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
+        row.update(
+            operation=attributes.get(sc.GEN_AI_OPERATION_NAME),
+            provider=provider,
+            request_model=request_model,
+            response_model=response_model,
+            server_address=attributes.get(sc.SERVER_ADDRESS),
+            stream=attributes.get(sc.GEN_AI_REQUEST_STREAM),
+            stream_complete=attributes.get(sc.AGENTPROF_STREAM_COMPLETE),
+            usage_known=usage is not None,
+            ttft_ms=attributes.get(sc.AGENTPROF_TTFT_MS),
+            finish_reasons=json.dumps(list(finish)) if finish else None,
+            temperature=attributes.get(sc.GEN_AI_REQUEST_TEMPERATURE),
+            response_id=attributes.get(sc.GEN_AI_RESPONSE_ID),
+            attempts=attributes.get(sc.AGENTPROF_ATTEMPTS),
+            step_name=row["step_name"] or sc.UNTRACKED_TASK,
+        )
+        if usage is not None:
+            row.update(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                cache_write_5m_tokens=usage.cache_write_5m_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+            )
+        base_url = payload.base_url if payload is not None else attributes.get(sc.AGENTPROF_BASE_URL)
+        if payload is not None:
+            self._map_payload(row, payload, str(provider or ""))
+        self._price(row, usage, provider, response_model or request_model, base_url, span.start_time or 0)
+
+    def _map_payload(self, row: SpoolRow, payload: Payload, provider: str) -> None:
+        try:
+            row["raw_usage"] = _raw_usage_json(payload.raw_usage)
+        except Exception as exc:
+            _safety.internal_error("mapping.raw_usage", exc)
+        if payload.body is not None:
+            fingerprints = fingerprint_request(payload.body, provider)
+            if fingerprints is not None:
+                row["request_fingerprint"] = fingerprints.request
+                row["prefix_fingerprints"] = prefixes_json(fingerprints.prefixes)
+                row["cache_breakpoints"] = fingerprints.cache_breakpoints
+                row["tool_count"] = fingerprints.tool_count
+                if payload.capture_content and fingerprints.messages is not None:
+                    row["input_messages"] = json.dumps(fingerprints.messages, ensure_ascii=False)
+        if payload.output is not None:
+            try:
+                text = payload.output()
+            except Exception as exc:
+                _safety.internal_error("mapping.output", exc)
+            else:
+                row["output_hash"], row["output_chars"] = output_fingerprint(text)
+                if payload.capture_content:
+                    row["output_text"] = text
+
+    def _price(
+        self,
+        row: SpoolRow,
+        usage: CanonicalUsage | None,
+        provider: Any,
+        model: Any,
+        base_url: Any,
+        start_ns: int,
+    ) -> None:
+        from agentprof.pricing import price_call, resolve_model
+
+        ref = resolve_model(
+            provider if isinstance(provider, str) else None,
+            model if isinstance(model, str) else None,
+            base_url if isinstance(base_url, str) else None,
+        )
+        result = price_call(
+            usage,
+            ref,
+            timestamp=datetime.fromtimestamp(start_ns / 1e9, tz=UTC),
+            user_prices=self._prices(),
+        )
+        row.update(
+            priced=result.priced,
+            cost_usd=str(result.cost_usd) if result.cost_usd is not None else None,
+            input_cost_usd=str(result.input_cost_usd) if result.input_cost_usd is not None else None,
+            output_cost_usd=str(result.output_cost_usd) if result.output_cost_usd is not None else None,
+            price_source=result.source,
+            price_version=result.version,
+            priced_provider=result.priced_provider,
+            priced_model=result.priced_model,
+            unpriced_reason=result.unpriced_reason,
+        )

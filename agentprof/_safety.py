@@ -1,0 +1,70 @@
+"""The "never break the agent" guard: internal failures are counted, logged once, and swallowed.
+
+Everything agentprof runs inside a user's call goes through :func:`internal_error` when it
+fails. Under pytest (and only there) the error is re-raised so bugs surface in tests, never in
+users' programs; set ``AGENTPROF_RAISE_INTERNAL_ERRORS=0`` to turn that off in a test suite
+that profiles its own agents. Operational failures (a full disk, a dropped batch) are not
+bugs: they are counted with :func:`count` and shown by ``agentprof doctor``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections import Counter
+
+logger = logging.getLogger("agentprof")
+
+_lock = threading.Lock()
+_counters: Counter[str] = Counter()
+_logged: set[str] = set()
+
+
+def count(name: str, amount: int = 1) -> None:
+    """Add ``amount`` to the health counter ``name`` (thread-safe)."""
+    with _lock:
+        _counters[name] += amount
+
+
+def counters() -> dict[str, int]:
+    """Return a snapshot of every health counter of this process."""
+    with _lock:
+        return dict(_counters)
+
+
+def reset_counters() -> None:
+    """Forget all counters (tests and ``configure`` after ``shutdown``)."""
+    with _lock:
+        _counters.clear()
+        _logged.clear()
+
+
+def _should_reraise() -> bool:
+    if os.environ.get("AGENTPROF_RAISE_INTERNAL_ERRORS", "") == "0":
+        return False
+    return "PYTEST_CURRENT_TEST" in os.environ and "_pytest" in sys.modules
+
+
+def internal_error(where: str, exc: BaseException) -> None:
+    """Record a bug inside agentprof at ``where``; re-raise only under pytest.
+
+    Call this from an ``except Exception`` block. The first failure at each place is logged
+    with its traceback; later ones are only counted, so a broken wrapper cannot flood logs.
+    """
+    count("internal_errors")
+    count(f"internal_errors.{where}")
+    with _lock:
+        first = where not in _logged
+        _logged.add(where)
+    if first:
+        logger.warning(
+            "agentprof: internal error in %s (%r). Your code is unaffected; profiling data may be "
+            "incomplete. Run `agentprof doctor` for details.",
+            where,
+            exc,
+            exc_info=exc,
+        )
+    if _should_reraise():
+        raise exc
