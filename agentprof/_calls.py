@@ -30,7 +30,8 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from agentprof import _runtime, _semconv as sc
+from agentprof import _runtime
+from agentprof import _semconv as sc
 from agentprof._context import Frame, new_span_id, parent_of_new_span
 from agentprof._usage import CanonicalUsage
 

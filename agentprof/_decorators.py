@@ -159,7 +159,7 @@ class _Scope:
 
     # --- decorator -------------------------------------------------------------------------
     def __call__(self, func: F) -> F:
-        name = self.name or getattr(func, "__qualname__", None) or getattr(func, "__name__", self.kind)
+        name: str = self.name or str(getattr(func, "__qualname__", None) or getattr(func, "__name__", self.kind))
         if inspect.isasyncgenfunction(func):
             return cast(F, self._wrap_async_generator(func, name))
         if inspect.isgeneratorfunction(func):
@@ -302,7 +302,7 @@ class task(_Scope):  # noqa: N801 - used as a decorator, named like one
         """Support the bare form ``@agentprof.task`` by decorating right away."""
         if callable(name) and not isinstance(name, str):
             instance = super().__new__(cls)
-            instance.__init__(**options)
+            cls.__init__(instance, **options)
             return instance(name)
         return super().__new__(cls)
 
@@ -322,7 +322,7 @@ class step(_Scope):  # noqa: N801 - used as a decorator, named like one
         """Support the bare form ``@agentprof.step`` by decorating right away."""
         if callable(name) and not isinstance(name, str):
             instance = super().__new__(cls)
-            instance.__init__(**options)
+            cls.__init__(instance, **options)
             return instance(name)
         return super().__new__(cls)
 

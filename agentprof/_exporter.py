@@ -117,8 +117,7 @@ class StoreSpanExporter(SpanExporter):
         lost = dropped + health["spans_lost_on_write"]
         if lost:
             _safety.logger.warning(
-                "agentprof: %d of %d spans were not recorded (queue full or spool unwritable). "
-                "Run `agentprof doctor`.",
+                "agentprof: %d of %d spans were not recorded (queue full or spool unwritable). Run `agentprof doctor`.",
                 lost,
                 health["spans_emitted"],
             )

@@ -77,8 +77,8 @@ def configure(
     Arguments win over ``AGENTPROF_*`` environment variables, which win over
     ``[tool.agentprof]`` in pyproject.toml, which wins over defaults.
     """
-    from agentprof._exporter import StoreSpanExporter
     from agentprof import __version__
+    from agentprof._exporter import StoreSpanExporter
 
     global _runtime
     with _lock:
@@ -179,7 +179,7 @@ def _shutdown_locked() -> None:
     if runtime is None:
         return
     try:
-        runtime.processor.shutdown()
+        runtime.processor.shutdown()  # type: ignore[no-untyped-call]
     except Exception as exc:
         _safety.internal_error("shutdown", exc)
     runtime.exporter.report_losses()

@@ -1,0 +1,158 @@
+"""The one place agentprof talks to genai-prices: cached model lookup and per-call calculation.
+
+genai-prices is imported lazily here, because importing it (pydantic models plus a 1.6 MB data
+module) costs about a third of a second and ``import agentprof`` must stay fast.
+
+Lookups are cached per data snapshot. genai-prices caches its hits itself, but a miss scans every
+model of the provider again, and an agent that calls an unpriced model thousands of times would
+pay that scan each time; this cache remembers misses too. The cache belongs to the snapshot it
+was built from, so a snapshot swapped in by ``UpdatePrices`` or ``set_custom_snapshot`` is used at
+once and never mixed with lookups from the old one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from agentprof._usage import CanonicalUsage
+
+__all__ = ["GenaiPrice", "Lookup", "calculate", "lookup_model"]
+
+_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The result of resolving ``(provider, model)`` in one genai-prices snapshot.
+
+    Attributes:
+        provider: genai-prices ``Provider`` object, or ``None`` when the lookup failed.
+        model: genai-prices ``ModelInfo`` object, or ``None`` when the lookup failed.
+        error: Why the lookup failed, one line; ``None`` on success.
+    """
+
+    provider: Any
+    model: Any
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GenaiPrice:
+    """A price computed by genai-prices for one call."""
+
+    total: Decimal
+    input: Decimal
+    output: Decimal
+    provider_id: str
+    model_id: str
+    version: str
+
+
+class _SnapshotCache:
+    """Model lookups for one genai-prices ``DataSnapshot``."""
+
+    def __init__(self, snapshot: Any) -> None:
+        self.snapshot = snapshot
+        self.find = functools.lru_cache(maxsize=_CACHE_SIZE)(self._find)
+
+    def _find(self, provider: str | None, model: str) -> Lookup:
+        from genai_prices.data_snapshot import find_provider_by_id
+
+        provider_id = provider
+        if provider is not None and find_provider_by_id(self.snapshot.providers, provider) is None:
+            # A provider genai-prices does not know (self-hosted, a proxy): the model may still be
+            # one it knows, priced at its usual provider.
+            provider_id = None
+        try:
+            found_provider, found_model = self.snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            where = f" for provider {provider!r}" if provider else ""
+            return Lookup(None, None, f"unknown model {model!r}{where}")
+        return Lookup(found_provider, found_model, None)
+
+
+_cache: _SnapshotCache | None = None
+
+
+def _current_cache() -> _SnapshotCache:
+    global _cache
+    from genai_prices.data_snapshot import get_snapshot
+
+    snapshot = get_snapshot()
+    cache = _cache
+    if cache is None or cache.snapshot is not snapshot:
+        # A racing thread may build its own cache too; both are correct, one is kept.
+        cache = _cache = _SnapshotCache(snapshot)
+    return cache
+
+
+def lookup_model(provider: str | None, model: str) -> Lookup:
+    """Find the genai-prices model for a normalised ``(provider, model)``, cached per snapshot."""
+    return _current_cache().find(provider, model.lower())
+
+
+@functools.cache
+def _package_version() -> str:
+    from genai_prices import __version__
+
+    return f"genai-prices {__version__}"
+
+
+def calculate(
+    usage: CanonicalUsage,
+    provider: str | None,
+    model: str,
+    *,
+    timestamp: datetime,
+    price_context: Mapping[str, str] | None,
+) -> GenaiPrice | str:
+    """Price one call with genai-prices at its timestamp; return the reason when it cannot be priced.
+
+    This is ``genai_prices.calc_price`` with the model lookup served from the cache: the same
+    ``ModelInfo.calc_price`` call ``DataSnapshot.calc`` makes after its own lookup, so tiers,
+    price history and price variants apply per call exactly as there.
+    """
+    from genai_prices import Usage
+
+    cache = _current_cache()
+    found = cache.find(provider, model.lower())
+    if found.error is not None:
+        return found.error
+    values: dict[str, int] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    if usage.cache_read_tokens:
+        values["cache_read_tokens"] = usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        values["cache_write_tokens"] = usage.cache_write_tokens
+        if usage.cache_write_5m_tokens:
+            values["cache_write_5m_tokens"] = usage.cache_write_5m_tokens
+        if usage.cache_write_1h_tokens:
+            values["cache_write_1h_tokens"] = usage.cache_write_1h_tokens
+    if usage.reasoning_tokens:
+        # A part of output_tokens, not an addition: genai-prices subtracts it from output only for
+        # models that price reasoning separately, and ignores it for all others.
+        values["output_reasoning_tokens"] = usage.reasoning_tokens
+    snapshot = cache.snapshot
+    auto_update = snapshot.timestamp if snapshot.from_auto_update else None
+    calc = found.model.calc_price(
+        Usage(**values),
+        found.provider,
+        genai_request_timestamp=timestamp,
+        auto_update_timestamp=auto_update,
+        price_context=price_context or None,
+    )
+    version = _package_version()
+    if auto_update is not None:
+        version = f"{version} (prices of {auto_update.isoformat(timespec='seconds')})"
+    return GenaiPrice(
+        total=calc.total_price,
+        input=calc.input_price,
+        output=calc.output_price,
+        provider_id=found.provider.id,
+        model_id=found.model.id,
+        version=version,
+    )

@@ -1,0 +1,187 @@
+"""Exactly-once ingestion of spool segments into the store.
+
+The protocol, which makes a crash at any point harmless:
+
+1. list ``seg-*.jsonl`` in the spool (sorted, so older segments load first);
+2. in one transaction: skip segments already recorded in ``ingested_segments``, load the rest,
+   record their names, commit;
+3. only then delete the files. A crash between commit and delete leaves files that the next run
+   finds recorded, skips and deletes, so no row is ever counted twice; span primary keys
+   (``ON CONFLICT DO NOTHING``) additionally keep a span exported twice from being stored twice.
+
+A segment that cannot be loaded (truncated by a crash of an old version, garbage) must not block
+the others: when the bulk load fails for a reason blamed on a segment, each segment is retried on
+its own and the culprits move to ``spool/bad/`` for inspection; nothing else is lost. Segments
+deleted by a concurrent ingester between listing and reading are simply skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from agentprof._config import StoreLocation
+from agentprof._spool import SEGMENT_GLOB
+from agentprof.store._duckdb_file import first_line
+
+logger = logging.getLogger("agentprof.store")
+
+BAD_DIR_NAME = "bad"
+_RACE_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one :meth:`Store.ingest_spool` did.
+
+    Attributes:
+        segments: Segments loaded now (and deleted from the spool).
+        rows: Spool rows read from those segments (a span seen twice counts twice here but is
+            stored once).
+        skipped_segments: Segments found already ingested (left behind by a crash after commit)
+            and deleted without loading them again.
+        bad_segments: Unreadable segments moved to ``spool/bad/``.
+    """
+
+    segments: int = 0
+    rows: int = 0
+    skipped_segments: int = 0
+    bad_segments: int = 0
+
+
+class Loader(Protocol):
+    """How one database family loads segments; both run inside the caller's transaction."""
+
+    def already_ingested(self, conn: Connection, names: Sequence[str]) -> set[str]:
+        """The subset of ``names`` recorded in ``ingested_segments``."""
+
+    def load(self, conn: Connection, paths: Sequence[Path], now: datetime) -> dict[str, int]:
+        """Load ``paths`` and record them; return rows read per segment name."""
+
+    def is_segment_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is blamed on a segment rather than on the database."""
+
+
+def loader_for(engine: Engine) -> Loader:
+    """The bulk DuckDB loader for DuckDB engines, the portable one for everything else."""
+    if engine.dialect.name == "duckdb":
+        from agentprof.store._ingest_duckdb import DuckDBLoader
+
+        return DuckDBLoader()
+    from agentprof.store._ingest_generic import GenericLoader
+
+    return GenericLoader()
+
+
+def list_segments(spool_dir: Path) -> list[Path]:
+    """Finished segments in ``spool_dir``, oldest name first (temporaries are never listed)."""
+    try:
+        return sorted(spool_dir.glob(SEGMENT_GLOB))
+    except OSError:
+        return []
+
+
+def has_segments(spool_dir: Path) -> bool:
+    """Whether the spool holds at least one finished segment."""
+    return spool_dir.is_dir() and next(spool_dir.glob(SEGMENT_GLOB), None) is not None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _quarantine(path: Path, reason: str) -> bool:
+    """Move an unloadable segment to ``bad/``; False if it vanished first."""
+    bad_dir = path.parent / BAD_DIR_NAME
+    try:
+        bad_dir.mkdir(exist_ok=True)
+        os.replace(path, bad_dir / path.name)
+    except FileNotFoundError:
+        return False
+    logger.warning("agentprof: moved unreadable spool segment %s to %s (%s)", path.name, bad_dir, reason)
+    return True
+
+
+@dataclass(slots=True)
+class _Outcome:
+    loaded: list[Path]
+    skipped: list[Path]
+    bad: int
+    rows: int
+
+
+def _load_one_by_one(conn: Connection, loader: Loader, paths: Sequence[Path]) -> _Outcome:
+    outcome = _Outcome([], [], 0, 0)
+    for path in paths:
+        try:
+            with conn.begin():
+                if loader.already_ingested(conn, [path.name]):
+                    outcome.skipped.append(path)
+                    continue
+                counts = loader.load(conn, [path], _utcnow())
+        except Exception as exc:
+            if not loader.is_segment_error(exc):
+                raise
+            if path.exists() and _quarantine(path, first_line(exc)):
+                outcome.bad += 1
+            continue
+        outcome.loaded.append(path)
+        outcome.rows += sum(counts.values())
+    return outcome
+
+
+def _load(conn: Connection, loader: Loader, paths: Sequence[Path]) -> _Outcome:
+    names = [path.name for path in paths]
+    todo: list[Path] = []
+    try:
+        with conn.begin():
+            # Read under the same transaction (and, for DuckDB, the file lock) as the load, so a
+            # concurrent ingester that got here first is seen.
+            done = loader.already_ingested(conn, names)
+            skipped = [path for path in paths if path.name in done]
+            todo = [path for path in paths if path.name not in done and path.exists()]
+            counts = loader.load(conn, todo, _utcnow()) if todo else {}
+    except Exception as exc:
+        if not loader.is_segment_error(exc):
+            raise
+        logger.info("agentprof: bulk ingest failed (%s); loading segments one by one", first_line(exc))
+        return _load_one_by_one(conn, loader, paths)
+    return _Outcome(todo, skipped, 0, sum(counts.values()))
+
+
+def ingest_spool(engine: Engine, location: StoreLocation) -> IngestResult:
+    """Load every pending segment of ``location.spool_dir`` into ``engine``'s database, once.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: The database itself failed; nothing was committed and
+            no segment was deleted or moved.
+    """
+    paths = list_segments(location.spool_dir)
+    if not paths:
+        return IngestResult()
+    loader = loader_for(engine)
+    with engine.connect() as conn:
+        for attempt in range(_RACE_RETRIES):
+            try:
+                outcome = _load(conn, loader, paths)
+                break
+            except IntegrityError:
+                # A concurrent ingester (PostgreSQL) recorded the same segments first: look again.
+                if attempt == _RACE_RETRIES - 1:
+                    raise
+    for path in (*outcome.skipped, *outcome.loaded):
+        path.unlink(missing_ok=True)
+    return IngestResult(
+        segments=len(outcome.loaded),
+        rows=outcome.rows,
+        skipped_segments=len(outcome.skipped),
+        bad_segments=outcome.bad,
+    )

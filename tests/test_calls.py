@@ -1,0 +1,147 @@
+"""The model-call recorder and the exporter-side mapping: attribution, pricing, fingerprints, privacy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentprof
+from agentprof import _calls, _runtime
+from agentprof._usage import CanonicalUsage
+
+Rows = Callable[[], list[dict[str, Any]]]
+
+
+def record(
+    model: str | None,
+    usage: CanonicalUsage | None,
+    *,
+    provider: str = "openai",
+    body: dict[str, Any] | None = None,
+    output: str | None = "ok",
+    error: BaseException | None = None,
+) -> None:
+    call = _calls.start_call(provider, model)
+    token = _calls.bind_request(call)
+    if body is not None:
+        _calls.capture_request(json.dumps(body).encode(), "https://api.openai.com/v1/chat/completions")
+    _calls.unbind_request(token)
+    _calls.finish_call(
+        call,
+        usage=usage,
+        response_model=model,
+        output=(lambda: output) if output is not None else None,
+        error=error,
+    )
+
+
+def test_call_inside_steps_is_attributed_to_innermost_step(spool_rows: Rows) -> None:
+    with agentprof.task("t"), agentprof.step("outer"), agentprof.step("inner", kind="tool"):
+        record("gpt-4o", CanonicalUsage(input_tokens=1000, output_tokens=100))
+    with agentprof.task("t2"):
+        record("gpt-4o", CanonicalUsage(input_tokens=10, output_tokens=1))
+    record("gpt-4o", CanonicalUsage(input_tokens=10, output_tokens=1))
+    calls = [row for row in spool_rows() if row["kind"] == "model_call"]
+    assert [(c["task_name"], c["step_name"], c["step_path"]) for c in calls] == [
+        ("t", "inner", "outer/inner"),
+        ("t2", "(task)", None),
+        ("(untracked)", "(untracked)", None),
+    ]
+    assert calls[0]["step_kind"] == "tool"
+    assert calls[2]["task_id"] is None
+
+
+def test_priced_exactly_as_decimal_with_cache_reads(spool_rows: Rows) -> None:
+    usage = CanonicalUsage(input_tokens=2000, output_tokens=300, cache_read_tokens=1024)
+    record("gpt-4o", usage)
+    [call] = [row for row in spool_rows() if row["kind"] == "model_call"]
+    # gpt-4o: $2.50 input, $1.25 cached input, $10 output per million tokens (genai-prices data)
+    expected = (Decimal(976) * Decimal("2.5") + Decimal(1024) * Decimal("1.25") + Decimal(300) * 10) / Decimal(10**6)
+    assert Decimal(call["cost_usd"]) == expected
+    assert call["priced"] is True and call["price_version"].startswith("genai-prices ")
+    assert (call["input_tokens"], call["cache_read_tokens"], call["output_tokens"]) == (2000, 1024, 300)
+
+
+def test_unknown_model_and_unknown_usage_are_unpriced_never_zero(spool_rows: Rows) -> None:
+    record("my-secret-model-9000", CanonicalUsage(input_tokens=10, output_tokens=10))
+    record("gpt-4o", None, error=RuntimeError("boom"))
+    calls = [row for row in spool_rows() if row["kind"] == "model_call"]
+    assert [c["priced"] for c in calls] == [False, False]
+    assert [c["cost_usd"] for c in calls] == [None, None]
+    assert "my-secret-model-9000" in calls[0]["unpriced_reason"]
+    assert calls[1]["usage_known"] is False and calls[1]["status"] == "error"
+    assert calls[1]["error_type"] == "RuntimeError"
+
+
+def test_fingerprints_without_text_by_default(spool_rows: Rows) -> None:
+    system = {"role": "system", "content": "You are a support agent. " * 50}
+    body_a = {"model": "gpt-4o", "messages": [system, {"role": "user", "content": "a"}], "stream": False}
+    body_b = {"model": "gpt-4o", "messages": [system, {"role": "user", "content": "a"}], "stream": True}
+    body_c = {"model": "gpt-4o", "messages": [system, {"role": "user", "content": "different"}]}
+    for body in (body_a, body_b, body_c):
+        record("gpt-4o", CanonicalUsage(input_tokens=400, output_tokens=2), body=body, output="secret answer")
+    calls = [row for row in spool_rows() if row["kind"] == "model_call"]
+    fingerprints = [c["request_fingerprint"] for c in calls]
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]  # stream flag is transport, not content
+    prefixes = [json.loads(c["prefix_fingerprints"]) for c in calls]
+    assert prefixes[0][0]["hash"] == prefixes[2][0]["hash"]  # same system prompt prefix
+    assert prefixes[0][1]["hash"] != prefixes[2][1]["hash"]
+    assert prefixes[0][0]["tokens"] > 250 and prefixes[0][0]["role"] == "system"
+    assert calls[0]["output_hash"] == calls[2]["output_hash"] and calls[0]["output_chars"] == len("secret answer")
+    text = json.dumps(calls)
+    assert "support agent" not in text and "secret answer" not in text
+
+
+def test_capture_content_opt_in_stores_text(tmp_path: Path) -> None:
+    runtime = _runtime.configure(db=str(tmp_path / "s"), capture_content=True)
+    try:
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello there"}]}
+        record("gpt-4o", CanonicalUsage(input_tokens=3, output_tokens=2), body=body, output="general kenobi")
+        assert _runtime.flush()
+        rows = [
+            json.loads(line)
+            for f in runtime.location.spool_dir.glob("seg-*.jsonl")
+            for line in f.read_text().splitlines()
+        ]
+    finally:
+        _runtime.shutdown()
+    [call] = rows
+    assert json.loads(call["input_messages"]) == body["messages"]
+    assert call["output_text"] == "general kenobi"
+
+
+def test_not_configured_records_nothing() -> None:
+    assert _runtime.get_runtime() is None
+    assert _calls.start_call("openai", "gpt-4o") is None
+    _calls.finish_call(None)  # accepted and ignored
+
+
+def test_finish_is_idempotent(spool_rows: Rows) -> None:
+    call = _calls.start_call("openai", "gpt-4o")
+    _calls.finish_call(call, usage=CanonicalUsage(input_tokens=1, output_tokens=1))
+    _calls.finish_call(call, usage=CanonicalUsage(input_tokens=99, output_tokens=99))
+    calls = [row for row in spool_rows() if row["kind"] == "model_call"]
+    assert [c["input_tokens"] for c in calls] == [1]
+
+
+def test_unwritable_spool_drops_counts_and_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentprof import _safety
+
+    _safety.reset_counters()
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    _runtime.configure(db=str(blocker / "store"))
+    try:
+        with agentprof.task("t"):
+            record("gpt-4o", CanonicalUsage(input_tokens=1, output_tokens=1))
+        assert _runtime.flush() is True
+        counters = _safety.counters()
+    finally:
+        _runtime.shutdown()
+    assert counters["spool_write_failures"] >= 1
+    assert counters["spans_lost"] == 2
