@@ -155,5 +155,5 @@ def task_names(conn: Connection) -> list[str]:
     return sorted(conn.execute(names).scalars())
 
 
-def _float_or_none(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+def _float_or_none(value: float | Decimal | None) -> float | None:
+    return None if value is None else float(value)

@@ -105,16 +105,23 @@ def run_checks(db: str | None) -> list[Check]:
                 select(func.count()).select_from(model_calls).where(model_calls.c.priced.is_(False))
             ).scalar_one()
             task_count = conn.execute(select(func.count()).select_from(tasks)).scalar_one()
+            reasons: list[tuple[object, int]] = []
+            if unpriced:
+                reasons = [
+                    tuple(row)
+                    for row in conn.execute(
+                        select(model_calls.c.unpriced_reason, func.count())
+                        .where(model_calls.c.priced.is_(False))
+                        .group_by(model_calls.c.unpriced_reason)
+                        .order_by(func.count().desc())
+                        .limit(5)
+                    )
+                ]
         checks.append(Check("store", True, f"{task_count} tasks, {calls} model calls"))
-        if unpriced:
-            checks.append(
-                Check(
-                    "unpriced calls",
-                    False,
-                    f"{unpriced} call(s) have no price (unknown model or unknown usage): add "
-                    "[tool.agentprof.prices] entries for custom models",
-                )
-            )
+        for reason, count in reasons:
+            unknown_model = bool(reason) and str(reason).startswith("unknown model")
+            hint = "add a [tool.agentprof.prices] entry for it" if unknown_model else "its cost is unknown, not $0"
+            checks.append(Check("unpriced calls", False if unknown_model else None, f"{count} x {reason}: {hint}"))
     except AgentprofError as exc:
         checks.append(Check("store", False, str(exc)))
     return checks
@@ -125,11 +132,15 @@ def run_checks(db: str | None) -> list[Check]:
 def doctor(db: str | None) -> None:
     """Check configuration, store, spool and recording health."""
     from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     checks = run_checks(db)
+    table = Table(show_header=False, box=None, padding=(0, 1))
     for check in checks:
-        mark = {True: "[green]ok[/]", False: "[red]problem[/]", None: "[dim]info[/]"}[check.ok]
-        console.print(f"{mark:>20}  [bold]{check.name}[/]: {check.detail}", highlight=False)
+        mark = {True: Text("ok", "green"), False: Text("problem", "bold red"), None: Text("info", "dim")}[check.ok]
+        table.add_row(mark, Text(check.name, "bold"), Text(check.detail))
+    console.print(table)
     if any(check.ok is False for check in checks):
         raise SystemExit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from agentprof import __version__
+from agentprof.cli._doctor import doctor
 from agentprof.cli._errors import AgentprofGroup
 from agentprof.cli._report import report
 from agentprof.cli._tasks import show, tasks
@@ -16,7 +17,7 @@ def main() -> None:
     """Profile the cost of agentic AI workflows: where the money goes, and what to change."""
 
 
-COMMANDS: list[click.Command] = [report, tasks, show]
+COMMANDS: list[click.Command] = [report, tasks, show, doctor]
 
 for command in COMMANDS:
     main.add_command(command)

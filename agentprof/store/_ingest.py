@@ -63,8 +63,16 @@ class Loader(Protocol):
     def already_ingested(self, conn: Connection, names: Sequence[str]) -> set[str]:
         """The subset of ``names`` recorded in ``ingested_segments``."""
 
-    def load(self, conn: Connection, paths: Sequence[Path], now: datetime) -> dict[str, int]:
-        """Load ``paths`` and record them; return rows read per segment name."""
+    def load(
+        self, conn: Connection, paths: Sequence[Path], now: datetime, *, tolerate_duplicates: bool
+    ) -> dict[str, int]:
+        """Load ``paths`` and record them; return rows read per segment name.
+
+        Without ``tolerate_duplicates`` a span already stored may fail the load (fast path).
+        """
+
+    def is_duplicate_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the fast path met an already stored span (retry tolerating them)."""
 
     def is_segment_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` is blamed on a segment rather than on the database."""
@@ -126,7 +134,7 @@ def _load_one_by_one(conn: Connection, loader: Loader, paths: Sequence[Path]) ->
                 if loader.already_ingested(conn, [path.name]):
                     outcome.skipped.append(path)
                     continue
-                counts = loader.load(conn, [path], _utcnow())
+                counts = loader.load(conn, [path], _utcnow(), tolerate_duplicates=True)
         except Exception as exc:
             if not loader.is_segment_error(exc):
                 raise
@@ -138,23 +146,33 @@ def _load_one_by_one(conn: Connection, loader: Loader, paths: Sequence[Path]) ->
     return outcome
 
 
-def _load(conn: Connection, loader: Loader, paths: Sequence[Path]) -> _Outcome:
-    names = [path.name for path in paths]
-    todo: list[Path] = []
-    try:
-        with conn.begin():
-            # Read under the same transaction (and, for DuckDB, the file lock) as the load, so a
-            # concurrent ingester that got here first is seen.
-            done = loader.already_ingested(conn, names)
-            skipped = [path for path in paths if path.name in done]
-            todo = [path for path in paths if path.name not in done and path.exists()]
-            counts = loader.load(conn, todo, _utcnow()) if todo else {}
-    except Exception as exc:
-        if not loader.is_segment_error(exc):
-            raise
-        logger.info("agentprof: bulk ingest failed (%s); loading segments one by one", first_line(exc))
-        return _load_one_by_one(conn, loader, paths)
+def _load_all(conn: Connection, loader: Loader, paths: Sequence[Path], *, tolerate_duplicates: bool) -> _Outcome:
+    with conn.begin():
+        # Read under the same transaction (and, for DuckDB, the file lock) as the load, so a
+        # concurrent ingester that got here first is seen.
+        done = loader.already_ingested(conn, [path.name for path in paths])
+        skipped = [path for path in paths if path.name in done]
+        todo = [path for path in paths if path.name not in done and path.exists()]
+        counts = loader.load(conn, todo, _utcnow(), tolerate_duplicates=tolerate_duplicates) if todo else {}
     return _Outcome(todo, skipped, 0, sum(counts.values()))
+
+
+def _load(conn: Connection, loader: Loader, paths: Sequence[Path]) -> _Outcome:
+    try:
+        return _load_all(conn, loader, paths, tolerate_duplicates=False)
+    except Exception as exc:
+        error: Exception = exc
+        if loader.is_duplicate_error(exc):
+            try:
+                return _load_all(conn, loader, paths, tolerate_duplicates=True)
+            except Exception as retry_exc:
+                error = retry_exc
+        if not loader.is_segment_error(error):
+            if error is exc:
+                raise
+            raise error from exc
+        logger.info("agentprof: bulk ingest failed (%s); loading segments one by one", first_line(error))
+        return _load_one_by_one(conn, loader, paths)
 
 
 def ingest_spool(engine: Engine, location: StoreLocation) -> IngestResult:

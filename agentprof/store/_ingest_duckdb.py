@@ -75,22 +75,26 @@ def _expression(table: Table, column: str) -> str:
     return column
 
 
-def insert_statement(table: Table) -> str:
-    """``INSERT INTO <table> SELECT <converted columns> FROM staging``; a span seen twice is kept once."""
+def insert_statement(table: Table, *, tolerate_duplicates: bool) -> str:
+    """``INSERT INTO <table> SELECT <converted columns> FROM staging [ON CONFLICT DO NOTHING]``."""
     columns = [column.name for column in table.columns]
     select = ", ".join(_expression(table, column) for column in columns)
-    return (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {select} FROM {STAGING} "
-        f"{_KIND_FILTER[table.name]} ON CONFLICT DO NOTHING"
-    )
+    conflict = " ON CONFLICT DO NOTHING" if tolerate_duplicates else ""
+    where = _KIND_FILTER[table.name]
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {select} FROM {STAGING} {where}{conflict}"
 
 
-INSERTS: tuple[str, ...] = tuple(insert_statement(table) for table in (schema.tasks, schema.spans, schema.model_calls))
+_TABLES = (schema.tasks, schema.spans, schema.model_calls)
+#: Plain inserts: the primary keys still refuse a duplicate, ~2x faster than ON CONFLICT here.
+INSERTS = tuple(insert_statement(table, tolerate_duplicates=False) for table in _TABLES)
+#: Used only after a plain insert met a span already stored (or one repeated within the batch).
+UPSERTS = tuple(insert_statement(table, tolerate_duplicates=True) for table in _TABLES)
 
 #: DuckDB errors that mean "this segment is unusable" (bad JSON, wrong types, missing required
 #: values), as opposed to the database or disk failing, which must never condemn segments.
 _SEGMENT_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.ConstraintException)
 _VANISHED = "No files found"
+_DUPLICATE = "PRIMARY KEY or UNIQUE constraint violation"
 
 
 class DuckDBLoader:
@@ -100,16 +104,23 @@ class DuckDBLoader:
         """The subset of ``names`` recorded in ``ingested_segments``."""
         return {row[0] for row in conn.exec_driver_sql(ALREADY_INGESTED, (list(names),))}
 
-    def load(self, conn: Connection, paths: Sequence[Path], now: datetime) -> dict[str, int]:
+    def load(
+        self, conn: Connection, paths: Sequence[Path], now: datetime, *, tolerate_duplicates: bool
+    ) -> dict[str, int]:
         """Load ``paths`` inside the caller's transaction; return rows read per segment name."""
         conn.exec_driver_sql(READ_SEGMENTS, ([str(path) for path in paths],))
         by_file = {str(filename): int(count) for filename, count in conn.exec_driver_sql(ROWS_PER_FILE)}
-        for statement in INSERTS:
+        for statement in UPSERTS if tolerate_duplicates else INSERTS:
             conn.exec_driver_sql(statement)
         conn.exec_driver_sql(DROP_STAGING)
         counts = {path.name: by_file.get(str(path), 0) for path in paths}
         conn.exec_driver_sql(RECORD_SEGMENTS, (list(counts), now, list(counts.values())))
         return counts
+
+    def is_duplicate_error(self, exc: BaseException) -> bool:
+        """Whether a plain insert failed only because a span was already stored."""
+        error = driver_error(exc)
+        return isinstance(error, duckdb.ConstraintException) and _DUPLICATE in str(error)
 
     def is_segment_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` can be blamed on a segment (or a segment that vanished meanwhile)."""

@@ -159,8 +159,13 @@ class GenericLoader:
             found.update(conn.scalars(select(column).where(column.in_(chunk))))
         return found
 
-    def load(self, conn: Connection, paths: Sequence[Path], now: datetime) -> dict[str, int]:
-        """Load ``paths`` inside the caller's transaction; return rows read per segment name."""
+    def load(
+        self, conn: Connection, paths: Sequence[Path], now: datetime, *, tolerate_duplicates: bool
+    ) -> dict[str, int]:
+        """Load ``paths`` inside the caller's transaction; return rows read per segment name.
+
+        Stored spans are always filtered out first, so ``tolerate_duplicates`` changes nothing here.
+        """
         counts: dict[str, int] = {}
         tables: dict[str, list[dict[str, Any]]] = {"tasks": [], "spans": [], "model_calls": []}
         for path in paths:
@@ -174,6 +179,10 @@ class GenericLoader:
         for batch in _chunks(records, _BATCH):
             conn.execute(schema.ingested_segments.insert(), list(batch))
         return counts
+
+    def is_duplicate_error(self, exc: BaseException) -> bool:
+        """Never: duplicates are filtered before inserting."""
+        return False
 
     def is_segment_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` can be blamed on a segment (or a segment that vanished meanwhile)."""

@@ -72,6 +72,19 @@ class Store:
         return f"Store({self.location.display!r})"
 
 
+def _create_engine(url: str) -> Engine:
+    """``create_engine`` that keeps DuckDB money exact.
+
+    duckdb-engine declares ``supports_native_decimal = False``, so SQLAlchemy would pass every
+    ``DECIMAL(38, 18)`` result through a float (0.123456789012345678 reads back ...677). The
+    DuckDB driver returns :class:`~decimal.Decimal` itself, so no conversion is needed.
+    """
+    engine = create_engine(url)
+    if engine.dialect.name == "duckdb":
+        engine.dialect.supports_native_decimal = True
+    return engine
+
+
 def _not_found(location: StoreLocation) -> StoreNotFoundError:
     return StoreNotFoundError(
         f"no agentprof data at {location.display}: run an instrumented agent first (see `agentprof demo`), "
@@ -103,7 +116,7 @@ def _open_duckdb_file(location: StoreLocation, *, create: bool, lock_timeout: fl
         raise _not_found(location)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(location.url)
+    engine = _create_engine(location.url)
     try:
         try:
             conn = retry_while_locked(engine.connect, file, deadline)
@@ -122,7 +135,7 @@ def _open_duckdb_file(location: StoreLocation, *, create: bool, lock_timeout: fl
 
 def _open_url(location: StoreLocation, *, create: bool) -> Engine:
     try:
-        engine = create_engine(location.url)
+        engine = _create_engine(location.url)
     except (SQLAlchemyError, ImportError) as exc:
         raise StoreError(
             f"cannot use {location.display} as a store ({first_line(exc)}): check --db/AGENTPROF_DB"

@@ -13,8 +13,9 @@ with deterministic token counts, a principled prompt-cache simulation
 
 from __future__ import annotations
 
+from agentprof.testserver._exchange import RecordedExchange
 from agentprof.testserver._script import ScriptedReply
-from agentprof.testserver._server import RecordedExchange, TestServer
+from agentprof.testserver._server import TestServer
 
 LocalModelServer = TestServer
 """Alias for code where a class named ``Test*`` would confuse pytest collection."""

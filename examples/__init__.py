@@ -1,0 +1,1 @@
+"""Runnable example agents (installed as ``agentprof.examples`` so ``agentprof demo`` can run them)."""

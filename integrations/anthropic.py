@@ -1,0 +1,281 @@
+"""Anthropic Messages instrumentation: where to patch and how to read the SDK's objects.
+
+Patched at class level: ``Messages.create`` / ``AsyncMessages.create``, ``Messages.parse`` /
+``AsyncMessages.parse`` (they post on their own), ``Messages.stream`` / ``AsyncMessages.stream``
+(the helper posts on its own too, when its context manager is entered), plus a hook on
+``BaseClient._build_request`` that hands the serialised body and URL to the recording call.
+
+Usage is canonicalised: Anthropic's ``input_tokens`` *excludes* cache reads and writes, so the
+canonical total adds ``cache_read_input_tokens`` and ``cache_creation_input_tokens``; the 5m/1h
+split of cache writes comes from ``usage.cache_creation``. In a stream, ``message_start``
+carries the input side and each ``message_delta`` carries *cumulative* totals, so the last
+delta wins (the SDK's own ``accumulate_event`` does the same).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from anthropic import AsyncStream, Stream
+from anthropic._base_client import BaseClient
+from anthropic.resources.messages import AsyncMessages, Messages
+from anthropic.types import Message
+
+from agentprof import _runtime, _safety
+from agentprof import _semconv as sc
+from agentprof._calls import ModelCall, finish_call, start_call
+from agentprof._usage import CanonicalUsage
+
+from ._patching import (
+    Patcher,
+    StreamState,
+    async_call_wrapper,
+    build_request_hook,
+    deferred_async_call,
+    deferred_sync_call,
+    number,
+    proxy_stream,
+    sync_call_wrapper,
+)
+
+PROVIDER = "anthropic"
+_patcher = Patcher()
+
+
+def canonical_usage(usage: Any, delta: Any = None) -> CanonicalUsage | None:
+    """Canonical usage from a ``Usage`` block, overridden by a stream's last ``message_delta`` usage.
+
+    Args:
+        usage: ``Message.usage`` (or ``message_start``'s), ``None`` when unknown.
+        delta: The last ``message_delta`` usage of a stream: its non-null fields are cumulative
+            totals and replace ``usage``'s.
+    """
+    if usage is None:
+        return None
+    raw_input = getattr(usage, "input_tokens", None)
+    cache_read = getattr(usage, "cache_read_input_tokens", None)
+    cache_write = getattr(usage, "cache_creation_input_tokens", None)
+    output = getattr(usage, "output_tokens", None)
+    details = getattr(usage, "output_tokens_details", None)
+    if delta is not None:
+        raw_input = _override(raw_input, getattr(delta, "input_tokens", None))
+        cache_read = _override(cache_read, getattr(delta, "cache_read_input_tokens", None))
+        cache_write = _override(cache_write, getattr(delta, "cache_creation_input_tokens", None))
+        output = _override(output, getattr(delta, "output_tokens", None))
+        details = _override(details, getattr(delta, "output_tokens_details", None))
+    creation = getattr(usage, "cache_creation", None)
+    cache_read = cache_read or 0
+    cache_write = cache_write or 0
+    return CanonicalUsage(
+        input_tokens=(raw_input or 0) + cache_read + cache_write,
+        output_tokens=output or 0,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cache_write_5m_tokens=getattr(creation, "ephemeral_5m_input_tokens", None),
+        cache_write_1h_tokens=getattr(creation, "ephemeral_1h_input_tokens", None),
+        reasoning_tokens=getattr(details, "thinking_tokens", None) or 0,
+    )
+
+
+def _override(value: Any, newer: Any) -> Any:
+    return value if newer is None else newer
+
+
+class StreamedUsage:
+    """The raw usage of a stream (``message_start`` usage updated by the last delta), merged lazily.
+
+    Exposes ``model_dump`` so the exporter serialises it like an SDK model, off the caller's thread.
+    """
+
+    __slots__ = ("start", "delta")
+
+    def __init__(self, start: Any, delta: Any) -> None:
+        self.start = start
+        self.delta = delta
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        """The merged usage block as a dict (``kwargs`` go to pydantic's ``model_dump``)."""
+        merged: dict[str, Any] = dict(self.start.model_dump(**kwargs))
+        if self.delta is not None:
+            merged.update({k: v for k, v in self.delta.model_dump(**kwargs).items() if v is not None})
+        return merged
+
+
+def _tool_text(name: Any, arguments: Any) -> str:
+    return f"\n[tool:{name or ''}] {json.dumps(arguments, separators=(',', ':'), sort_keys=True)}"
+
+
+def message_text(message: Any) -> str:
+    """Text and tool-use blocks of a ``Message`` (thinking is excluded: it is not the answer).
+
+    Same shape as :func:`events_text`, so a streamed and a non-streamed answer hash alike.
+    """
+    text = ""
+    for block in message.content:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            text += block.text
+        elif kind in ("tool_use", "server_tool_use"):
+            text += _tool_text(block.name, block.input)
+    return text
+
+
+def events_text(events: list[Any]) -> str:
+    """Rebuild the answer from ``content_block_start`` / ``content_block_delta`` events (exporter thread)."""
+    blocks: dict[int, list[Any]] = {}  # index -> [kind, name, parts]
+    for event in events:
+        if event.type == "content_block_start":
+            block = event.content_block
+            blocks[event.index] = [block.type, getattr(block, "name", None), [getattr(block, "text", "") or ""]]
+        elif event.index in blocks:
+            delta = event.delta
+            if delta.type == "text_delta":
+                blocks[event.index][2].append(delta.text)
+            elif delta.type == "input_json_delta":
+                blocks[event.index][2].append(delta.partial_json)
+    text = ""
+    for _, (kind, name, parts) in sorted(blocks.items()):
+        if kind == "text":
+            text += "".join(parts)
+        elif kind in ("tool_use", "server_tool_use"):
+            raw = "".join(parts)
+            text += _tool_text(name, json.loads(raw) if raw else {})
+    return text
+
+
+def record_message(call: ModelCall, message: Message) -> None:
+    """Finish ``call`` from a non-streamed ``Message`` (attribute reads only)."""
+    usage = message.usage
+    stop_reason = message.stop_reason
+    finish_call(
+        call,
+        usage=canonical_usage(usage),
+        raw_usage=usage,
+        response_model=message.model,
+        response_id=message.id,
+        finish_reasons=[stop_reason] if stop_reason else None,
+        output=lambda: message_text(message),
+    )
+
+
+class MessageStreamState(StreamState):
+    """Accumulates raw ``RawMessageStreamEvent`` s: the start message, the last delta, content events."""
+
+    def __init__(self) -> None:
+        self.message: Any = None
+        self.delta: Any = None
+        self.events: list[Any] = []
+        self.saw_end = False
+
+    def record_chunk(self, chunk: Any) -> None:
+        """Route one event by its type; content events are only kept by reference."""
+        kind = chunk.type
+        if kind == "content_block_delta" or kind == "content_block_start":
+            self.events.append(chunk)
+        elif kind == "message_start":
+            self.message = chunk.message
+        elif kind == "message_delta":
+            self.delta = chunk
+        elif kind == "message_stop":
+            self.saw_end = True
+
+    def finish(self, call: ModelCall) -> None:
+        """End the call as complete, with usage from ``message_start`` and the last ``message_delta``."""
+        message = self.message
+        delta = self.delta
+        start_usage = getattr(message, "usage", None)
+        delta_usage = getattr(delta, "usage", None)
+        stop_reason = getattr(getattr(delta, "delta", None), "stop_reason", None)
+        events = self.events
+        finish_call(
+            call,
+            usage=canonical_usage(start_usage, delta_usage),
+            raw_usage=StreamedUsage(start_usage, delta_usage) if start_usage is not None else None,
+            response_model=getattr(message, "model", None),
+            response_id=getattr(message, "id", None),
+            finish_reasons=[stop_reason] if stop_reason else None,
+            output=lambda: events_text(events),
+            stream_complete=True,
+        )
+
+
+def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
+    if _runtime.get_runtime() is None:
+        return None
+    url = instance._client.base_url
+    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
+    if url.port is not None:
+        attributes[sc.SERVER_PORT] = url.port
+    if (value := number(kwargs, "temperature")) is not None:
+        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = value
+    if (value := number(kwargs, "max_tokens")) is not None:
+        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
+    if (value := number(kwargs, "top_p")) is not None:
+        attributes[sc.GEN_AI_REQUEST_TOP_P] = value
+    return start_call(
+        PROVIDER,
+        kwargs.get("model"),
+        stream=kwargs.get("stream") is True,
+        request_attributes=attributes,
+    )
+
+
+def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
+    if isinstance(result, Message):
+        record_message(call, result)
+        return result
+    if isinstance(result, Stream | AsyncStream):
+        return proxy_stream(result, call, MessageStreamState(), is_async=isinstance(result, AsyncStream))
+    finish_call(call)  # an unfamiliar result type (a newer SDK?): record the call, usage unknown
+    return result
+
+
+_SYNC_REQUEST = "_MessageStreamManager__api_request"
+_ASYNC_REQUEST = "_AsyncMessageStreamManager__api_request"
+
+
+def _stream_helper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Wrap ``messages.stream()``: the manager's deferred request now returns a recording stream.
+
+    ``MessageStream`` iterates the raw stream it was given, so ``text_stream``,
+    ``get_final_message()`` and ``until_done()`` all flow through our proxy, recorded once.
+    """
+    manager = wrapped(*args, **kwargs)
+    if _runtime.get_runtime() is None:
+        return manager
+    try:
+        described = {**kwargs, "stream": True}
+        if hasattr(manager, _SYNC_REQUEST):
+            request = getattr(manager, _SYNC_REQUEST)
+            setattr(manager, _SYNC_REQUEST, deferred_sync_call(_start, _on_result, instance, described, request))
+        elif hasattr(manager, _ASYNC_REQUEST):
+            request = getattr(manager, _ASYNC_REQUEST)
+            setattr(manager, _ASYNC_REQUEST, deferred_async_call(_start, _on_result, instance, described, request))
+    except Exception as exc:
+        _safety.internal_error("anthropic.stream_helper", exc)
+    return manager
+
+
+def instrument() -> None:
+    """Patch the Anthropic SDK (idempotent)."""
+    _patcher.patch(BaseClient, "_build_request", build_request_hook)
+    sync_wrapper = sync_call_wrapper(_start, _on_result)
+    async_wrapper = async_call_wrapper(_start, _on_result)
+    _patcher.patch(Messages, "create", sync_wrapper)
+    _patcher.patch(AsyncMessages, "create", async_wrapper)
+    if hasattr(Messages, "parse"):
+        _patcher.patch(Messages, "parse", sync_wrapper)
+        _patcher.patch(AsyncMessages, "parse", async_wrapper)
+    _patcher.patch(Messages, "stream", _stream_helper)
+    _patcher.patch(AsyncMessages, "stream", _stream_helper)
+
+
+def uninstrument() -> None:
+    """Restore the Anthropic SDK's original methods."""
+    _patcher.unpatch_all()
+
+
+def is_instrumented() -> bool:
+    """Whether :func:`instrument` is in effect."""
+    return _patcher.is_patched()

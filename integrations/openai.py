@@ -1,0 +1,223 @@
+"""OpenAI Chat Completions instrumentation: where to patch and how to read the SDK's objects.
+
+Patched at class level (every client instance is covered, including ones made before
+``instrument()``): ``Completions.create`` / ``AsyncCompletions.create`` (which the
+``chat.completions.stream()`` helper and ``with_raw_response`` also go through) and
+``Completions.parse`` / ``AsyncCompletions.parse`` (which post on their own), plus a hook on
+``BaseClient._build_request`` that hands the serialised body and URL to the recording call.
+OpenAI-compatible providers reached through ``base_url`` are recorded as ``"openai"``; the
+exporter resolves the real provider from the captured URL.
+
+Streams: OpenAI sends usage only when the caller asked for it with
+``stream_options={"include_usage": True}``. agentprof never injects that option (user code may
+index ``chunk.choices[0]``, and some compatible servers reject it), so a stream without it is
+recorded as complete with usage unknown: unpriced, never $0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai import AsyncStream, Stream
+from openai._base_client import BaseClient
+from openai.resources.chat.completions import AsyncCompletions, Completions
+from openai.types.chat import ChatCompletion
+
+from agentprof import _runtime
+from agentprof import _semconv as sc
+from agentprof._calls import ModelCall, finish_call, start_call
+from agentprof._usage import CanonicalUsage
+
+from ._patching import (
+    Patcher,
+    StreamState,
+    async_call_wrapper,
+    build_request_hook,
+    number,
+    proxy_stream,
+    sync_call_wrapper,
+)
+
+PROVIDER = "openai"
+_patcher = Patcher()
+
+
+def canonical_usage(usage: Any) -> CanonicalUsage | None:
+    """Chat Completions usage in canonical form (``prompt_tokens`` already includes cached tokens)."""
+    if usage is None:
+        return None
+    prompt = getattr(usage, "prompt_tokens", None) or 0
+    completion = getattr(usage, "completion_tokens", None) or 0
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    cache_read = getattr(prompt_details, "cached_tokens", None) or 0
+    cache_write = getattr(prompt_details, "cache_write_tokens", None) or 0  # newer SDKs only
+    reasoning = getattr(completion_details, "reasoning_tokens", None) or 0
+    return CanonicalUsage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+    )
+
+
+def _tool_call_text(name: Any, arguments: Any) -> str:
+    return f"\n[tool:{name or ''}] {arguments or ''}"
+
+
+def completion_text(response: Any) -> str:
+    r"""All choices' text plus tool calls (name and arguments), in the same shape as :func:`chunks_text`.
+
+    Streamed and non-streamed answers to the same request must hash alike, so both paths
+    produce ``content`` then one ``"\n[tool:NAME] ARGUMENTS"`` per tool call, choices joined by newlines.
+    """
+    parts: list[str] = []
+    for choice in response.choices:
+        message = choice.message
+        text = message.content or message.refusal or ""
+        for tool_call in message.tool_calls or ():
+            function = getattr(tool_call, "function", None) or getattr(tool_call, "custom", None)
+            arguments = getattr(function, "arguments", None) or getattr(function, "input", None)
+            text += _tool_call_text(getattr(function, "name", None), arguments)
+        parts.append(text)
+    return "\n".join(parts)
+
+
+def chunks_text(chunks: list[Any]) -> str:
+    """Rebuild the answer text from stream chunks (exporter thread)."""
+    content: dict[int, list[str]] = {}
+    tools: dict[int, dict[int, list[str]]] = {}
+    for chunk in chunks:
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            if delta is None:
+                continue
+            piece = delta.content or delta.refusal
+            if piece:
+                content.setdefault(choice.index, []).append(piece)
+            else:
+                content.setdefault(choice.index, [])
+            for tool_call in delta.tool_calls or ():
+                slot = tools.setdefault(choice.index, {}).setdefault(tool_call.index, ["", ""])
+                function = tool_call.function
+                if function is not None:
+                    slot[0] += function.name or ""
+                    slot[1] += function.arguments or ""
+    parts = []
+    for index in sorted(content.keys() | tools.keys()):
+        text = "".join(content.get(index, ()))
+        for _, (name, arguments) in sorted(tools.get(index, {}).items()):
+            text += _tool_call_text(name, arguments)
+        parts.append(text)
+    return "\n".join(parts)
+
+
+def record_completion(call: ModelCall, response: ChatCompletion) -> None:
+    """Finish ``call`` from a non-streamed ``ChatCompletion`` (attribute reads only)."""
+    usage = response.usage
+    finish_call(
+        call,
+        usage=canonical_usage(usage),
+        raw_usage=usage,
+        response_model=response.model,
+        response_id=response.id,
+        finish_reasons=[choice.finish_reason for choice in response.choices if choice.finish_reason],
+        output=lambda: completion_text(response),
+    )
+
+
+class ChatStreamState(StreamState):
+    """Accumulates a ``Stream[ChatCompletionChunk]``: chunk references, finish reasons, last usage."""
+
+    def __init__(self, expect_usage: bool) -> None:
+        self.chunks: list[Any] = []
+        self.usage: Any = None
+        self.finish_reasons: dict[int, str] = {}
+        self.expect_usage = expect_usage
+        self.saw_end = False
+
+    def record_chunk(self, chunk: Any) -> None:
+        """Keep the chunk; note finish reasons and the usage chunk (the stream's last one)."""
+        self.chunks.append(chunk)
+        for choice in chunk.choices or ():
+            if choice.finish_reason:
+                self.finish_reasons[choice.index] = choice.finish_reason
+                if not self.expect_usage:
+                    self.saw_end = True
+        usage = chunk.usage
+        if usage is not None:
+            self.usage = usage
+            self.saw_end = True
+
+    def finish(self, call: ModelCall) -> None:
+        """End the call as complete; usage unknown unless ``include_usage`` delivered it."""
+        chunks = self.chunks
+        first = chunks[0] if chunks else None
+        finish_call(
+            call,
+            usage=canonical_usage(self.usage),
+            raw_usage=self.usage,
+            response_model=getattr(first, "model", None),
+            response_id=getattr(first, "id", None),
+            finish_reasons=[reason for _, reason in sorted(self.finish_reasons.items())],
+            output=lambda: chunks_text(chunks),
+            stream_complete=True,
+        )
+
+
+def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
+    if _runtime.get_runtime() is None:
+        return None
+    url = instance._client.base_url
+    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
+    if url.port is not None:
+        attributes[sc.SERVER_PORT] = url.port
+    if (value := number(kwargs, "temperature")) is not None:
+        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = value
+    if (value := number(kwargs, "max_completion_tokens")) is not None or (
+        value := number(kwargs, "max_tokens")
+    ) is not None:
+        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
+    if (value := number(kwargs, "top_p")) is not None:
+        attributes[sc.GEN_AI_REQUEST_TOP_P] = value
+    return start_call(
+        PROVIDER,
+        kwargs.get("model"),
+        stream=kwargs.get("stream") is True,
+        request_attributes=attributes,
+    )
+
+
+def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
+    if isinstance(result, ChatCompletion):
+        record_completion(call, result)
+        return result
+    if isinstance(result, Stream | AsyncStream):
+        options = kwargs.get("stream_options")
+        expect_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return proxy_stream(result, call, ChatStreamState(expect_usage), is_async=isinstance(result, AsyncStream))
+    finish_call(call)  # an unfamiliar result type (a newer SDK?): record the call, usage unknown
+    return result
+
+
+def instrument() -> None:
+    """Patch the OpenAI SDK (idempotent)."""
+    _patcher.patch(BaseClient, "_build_request", build_request_hook)
+    sync_wrapper = sync_call_wrapper(_start, _on_result)
+    async_wrapper = async_call_wrapper(_start, _on_result)
+    _patcher.patch(Completions, "create", sync_wrapper)
+    _patcher.patch(AsyncCompletions, "create", async_wrapper)
+    if hasattr(Completions, "parse"):
+        _patcher.patch(Completions, "parse", sync_wrapper)
+        _patcher.patch(AsyncCompletions, "parse", async_wrapper)
+
+
+def uninstrument() -> None:
+    """Restore the OpenAI SDK's original methods."""
+    _patcher.unpatch_all()
+
+
+def is_instrumented() -> bool:
+    """Whether :func:`instrument` is in effect."""
+    return _patcher.is_patched()

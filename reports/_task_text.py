@@ -1,0 +1,101 @@
+"""Terminal views of single tasks: the recent-tasks table and one task's tree."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from . import _format as fmt
+from ._task_model import CallView, StepView, TaskDetail, TaskList
+
+SHORT_ID_LENGTH = 12
+
+
+def render_task_list(tasks: TaskList, console: Console) -> None:
+    """Print recent tasks as a table (id shortened to 12 characters, enough for ``show``)."""
+    if not tasks.tasks:
+        console.print(f"No tasks in this selection ({fmt.selection(tasks.filters)}): only untracked model calls.")
+        return
+    table = Table(box=box.SIMPLE_HEAD, title=f"Tasks  ({fmt.selection(tasks.filters)})", title_justify="left")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Task")
+    table.add_column("Started (UTC)", no_wrap=True)
+    table.add_column("Status")
+    table.add_column("Calls", justify="right")
+    table.add_column("Cost", justify="right")
+    table.add_column("Duration", justify="right")
+    for task in tasks.tasks:
+        table.add_row(
+            task.task_id[:SHORT_ID_LENGTH],
+            Text(task.name),
+            f"{task.started_at:%Y-%m-%d %H:%M:%S}",
+            Text(task.status, style="green" if task.status == "ok" else "red"),
+            f"{task.model_calls:,}",
+            fmt.money_with_unpriced(task.cost_usd, task.unpriced_calls),
+            fmt.duration(task.duration_ms),
+        )
+    console.print(table)
+    unpriced = sum(task.unpriced_calls for task in tasks.tasks)
+    if unpriced:
+        console.print(Text(fmt.unpriced_note(unpriced), style="yellow"))
+
+
+def render_task_detail(detail: TaskDetail, console: Console) -> None:
+    """Print one task as a tree; each node shows its cost (nested steps included) and latency."""
+    task = detail.task
+    label = Text.assemble(
+        (task.name, "bold"),
+        f"  {task.task_id}  ",
+        (task.status, "green" if task.status == "ok" else "red"),
+        f"  {fmt.money_with_unpriced(task.cost_usd, task.unpriced_calls)}  {fmt.duration(task.duration_ms)}"
+        f"  {fmt.count(task.model_calls, 'call')}",
+    )
+    tree = Tree(label)
+    _add_children(tree, detail.children)
+    console.print(tree)
+    if task.unpriced_calls:
+        console.print(Text(fmt.unpriced_note(task.unpriced_calls), style="yellow"))
+
+
+def _add_children(parent: Tree, children: list[StepView | CallView]) -> None:
+    for child in children:
+        if isinstance(child, StepView):
+            branch = parent.add(_step_label(child))
+            _add_children(branch, child.children)
+        else:
+            parent.add(_call_label(child))
+
+
+def _step_label(step: StepView) -> Text:
+    kind = f" [{step.step_kind}]" if step.step_kind and step.step_kind != "step" else ""
+    return Text.assemble(
+        (step.name, "bold"),
+        kind,
+        f"  {fmt.money_with_unpriced(step.cost_usd, step.unpriced_calls)}  {fmt.duration(step.duration_ms)}"
+        f"  {fmt.count(step.model_calls, 'call')}",
+        _failure(step.status, step.error_type),
+    )
+
+
+def _call_label(call: CallView) -> Text:
+    tokens = ""
+    if call.input_tokens is not None or call.output_tokens is not None:
+        tokens = f"  {fmt.tokens(call.input_tokens or 0)} in / {fmt.tokens(call.output_tokens or 0)} out"
+        if call.cache_read_tokens:
+            tokens += f" ({fmt.tokens(call.cache_read_tokens)} cached)"
+    return Text.assemble(
+        f"{call.provider or '?'} {call.model or '?'}",
+        (f"  {fmt.money(call.cost_usd)}", "" if call.priced else "yellow"),
+        f"  {fmt.duration(call.duration_ms)}",
+        tokens,
+        _failure(call.status, call.error_type),
+    )
+
+
+def _failure(status: str, error_type: str | None) -> tuple[str, str] | str:
+    if status == "ok":
+        return ""
+    return (f"  {error_type or status}", "red")

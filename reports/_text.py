@@ -1,0 +1,130 @@
+"""The terminal report: a summary block, then steps by cost, then models (rich)."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from . import _format as fmt
+from ._model import Report
+
+WIDE = 110
+"""Console width from which the Steps table shows every column."""
+
+
+def render_text(report: Report, console: Console) -> None:
+    """Print ``report`` to ``console``: what it cost, where, and on which models."""
+    console.print(
+        Text.assemble(("agentprof report", "bold"), f"  {report.store.location}  ({fmt.selection(report.filters)})")
+    )
+    console.print(summary_table(report))
+    if report.summary.unpriced_calls:
+        console.print(Text(fmt.unpriced_note(report.summary.unpriced_calls), style="yellow"))
+    if report.steps:
+        console.print()
+        console.print(steps_table(report, console.width))
+    if report.models:
+        console.print()
+        console.print(models_table(report))
+
+
+def summary_table(report: Report) -> Table:
+    """The headline numbers as a two-column grid."""
+    numbers = report.summary
+    grid = Table.grid(padding=(0, 3))
+    grid.add_column(style="bold")
+    grid.add_column()
+    failed = f" ({numbers.failed_tasks:,} failed)" if numbers.failed_tasks else ""
+    grid.add_row("Tasks", f"{numbers.tasks:,}{failed}")
+    unpriced = f" ({numbers.unpriced_calls:,} unpriced)" if numbers.unpriced_calls else ""
+    grid.add_row("Model calls", f"{numbers.model_calls:,}{unpriced}")
+    grid.add_row("Total cost", Text(fmt.money(numbers.total_cost_usd), style="bold"))
+    per_task = numbers.cost_per_task_usd
+    if per_task.mean is not None:
+        grid.add_row(
+            "Cost per task",
+            f"mean {fmt.money(per_task.mean)} · p50 {fmt.money(per_task.p50)} · p95 {fmt.money(per_task.p95)}",
+        )
+    if numbers.cost_per_successful_task_usd is not None:
+        grid.add_row("Cost per successful task", fmt.money(numbers.cost_per_successful_task_usd))
+    latency = numbers.task_latency_ms
+    if latency.p50 is not None:
+        grid.add_row("Task latency", f"p50 {fmt.duration(latency.p50)} · p95 {fmt.duration(latency.p95)}")
+    return grid
+
+
+def steps_table(report: Report, width: int = 120) -> Table:
+    """One row per (task, step), most expensive first.
+
+    Cache columns appear only when some step used the cache. Below :data:`WIDE` columns the
+    models, cache and p50 columns are left out (the Models table and ``--format json`` have them)
+    so that names and money are never cut.
+    """
+    wide = width >= WIDE
+    with_cache = wide and any(step.cache_read_tokens or step.cache_write_tokens for step in report.steps)
+    table = _table("Steps by cost")
+    table.add_column("Task", overflow="fold")
+    table.add_column("Step", overflow="fold")
+    table.add_column("Calls", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("Models", overflow="fold")
+    table.add_column("Input", justify="right", no_wrap=True)
+    if with_cache:
+        table.add_column("Cache read", justify="right")
+        table.add_column("Cache write", justify="right")
+    table.add_column("Output", justify="right", no_wrap=True)
+    table.add_column("Cost", justify="right")
+    table.add_column("Share", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("p50", justify="right", no_wrap=True)
+    table.add_column("p95", justify="right", no_wrap=True)
+    for step in report.steps:
+        cells: list[str | Text] = [Text(step.task), Text(step.step), f"{step.model_calls:,}"]
+        if wide:
+            cells.append(Text(", ".join(step.models)))
+        cells.append(fmt.tokens(step.input_tokens))
+        if with_cache:
+            cells += [fmt.tokens(step.cache_read_tokens), fmt.tokens(step.cache_write_tokens)]
+        cells += [
+            fmt.tokens(step.output_tokens),
+            _cost_cell(step.cost_usd is None, fmt.money_with_unpriced(step.cost_usd, step.unpriced_calls)),
+            fmt.share(step.share),
+        ]
+        if wide:
+            cells.append(fmt.duration(step.latency_ms.p50))
+        cells.append(fmt.duration(step.latency_ms.p95))
+        table.add_row(*cells)
+    return table
+
+
+def models_table(report: Report) -> Table:
+    """One row per provider and model, most expensive first."""
+    table = _table("Models")
+    table.add_column("Provider", overflow="fold")
+    table.add_column("Model", overflow="fold")
+    table.add_column("Calls", justify="right", no_wrap=True)
+    table.add_column("Input", justify="right", no_wrap=True)
+    table.add_column("Output", justify="right", no_wrap=True)
+    table.add_column("Cost", justify="right")
+    table.add_column("Share", justify="right", no_wrap=True)
+    for model in report.models:
+        table.add_row(
+            Text(model.provider or "?"),
+            Text(model.model or "?"),
+            f"{model.model_calls:,}",
+            fmt.tokens(model.input_tokens),
+            fmt.tokens(model.output_tokens),
+            _cost_cell(model.cost_usd is None, fmt.money_with_unpriced(model.cost_usd, model.unpriced_calls)),
+            fmt.share(model.share),
+        )
+    return table
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+
+
+def _cost_cell(unpriced: bool, text: str) -> Text:
+    return Text(text, style="yellow" if unpriced else "")

@@ -1,0 +1,1 @@
+"""Recommendation rules (filled by the recommendations work)."""

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import pytest
+from rich.console import Console
+
+from agentprof.reports import Report, render_markdown, render_text
+from agentprof.reports import _format as fmt
+
+
+def render(report: Report, width: int = 120) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    render_text(report, console)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(output, str)
+    return output
+
+
+def lines_with(output: str, *words: str) -> list[str]:
+    return [line for line in output.splitlines() if all(word in line for word in words)]
+
+
+def test_text_summary_block(report: Report) -> None:
+    output = render(report)
+    assert output.splitlines()[0] == "agentprof report  .agentprof  (all data)"
+    assert lines_with(output, "Tasks", "4 (1 failed)")
+    assert lines_with(output, "Model calls", "8 (2 unpriced)")
+    assert lines_with(output, "Total cost", "$0.0445")
+    assert lines_with(output, "Cost per task", "mean $0.0115 · p50 $0.0010 · p95 $0.0303")
+    assert lines_with(output, "Cost per successful task", "$0.0148")
+    assert lines_with(output, "Task latency", "p50 1.50 s · p95 2.85 s")
+    assert "2 unpriced calls (unknown model or no usage reported: `agentprof doctor` lists why)" in output
+
+
+def test_text_steps_table_sorted_by_cost(report: Report) -> None:
+    output = render(report)
+    steps = output[output.index("Steps by cost") : output.index("\nModels")]
+    rows = [
+        line.split() for line in steps.splitlines() if line.strip().startswith(("triage", "(untracked)", "research"))
+    ]
+    assert [row[:2] for row in rows] == [
+        ["triage", "draft"],
+        ["(untracked)", "(task)"],
+        ["triage", "classify"],
+        ["triage", "(task)"],
+        ["research", "search"],
+        ["triage", "answer"],
+    ]
+    assert rows[0][2:4] == ["1", "claude-sonnet-4"]  # folded, never cut
+    assert rows[0][4:] == "5,000 4,000 200 500 $0.0300 67.4% 350 ms 350 ms".split()
+    assert "-20250514" in steps
+    assert lines_with(steps, "triage", "answer", "unpriced")
+    assert "Cache read" in steps
+
+
+def test_narrow_console_keeps_names_and_money_whole(report: Report) -> None:
+    output = render(report, width=80)
+    steps = output[output.index("Steps by cost") : output.index("\nModels")]
+    assert "Models" not in steps and "Cache read" not in steps and "p50" not in steps
+    assert lines_with(steps, "(untracked)", "(task)", "1,000", "100", "$0.0100", "22.5%", "800 ms")
+    assert lines_with(output, "anthropic", "claude-sonnet-4-20250514", "$0.0300")
+
+
+def test_text_models_table(report: Report) -> None:
+    output = render(report)
+    models = output[output.index("\nModels") :]
+    assert lines_with(models, "openai", "gpt-4o-mini", "4", "4,000", "400", "$0.0045", "10.1%")
+    assert lines_with(models, "vllm", "my-local-llm", "2", "unpriced")
+
+
+def test_markdown(report: Report) -> None:
+    text = render_markdown(report)
+    assert text.startswith("# agentprof report\n")
+    assert "| Total cost | $0.0445 |" in text
+    assert "> 2 unpriced calls (unknown model or no usage reported: `agentprof doctor` lists why)" in text
+    assert (
+        "| triage | draft | 1 | claude-sonnet-4-20250514 | 5,000 | 4,000 | 200 | 500 | $0.0300 | 67.4% "
+        "| 350 ms | 350 ms |" in text
+    )
+    assert "| vllm | my-local-llm | 2 | 2,000 | 200 | unpriced +2 unpriced | |" not in text
+    assert "| vllm | my-local-llm | 2 | 2,000 | 200 | unpriced |  |" in text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "unpriced"),
+        (Decimal(0), "$0.0000"),
+        (Decimal("0.0123"), "$0.0123"),
+        (Decimal("0.00005"), "$0.000050"),
+        (Decimal("0.0000123"), "$0.000012"),
+        (Decimal("1234.56789"), "$1,234.5679"),
+    ],
+)
+def test_money_format(value: Decimal | None, text: str) -> None:
+    assert fmt.money(value) == text
+
+
+def test_other_formats() -> None:
+    assert fmt.tokens(1234567) == "1,234,567"
+    assert fmt.money_with_unpriced(Decimal("0.012"), 2) == "$0.0120 +2 unpriced"
+    assert fmt.money_with_unpriced(None, 2) == "unpriced"
+    assert [fmt.duration(ms) for ms in (None, 850.0, 1500.0, 12345.0, 245000.0)] == [
+        "-",
+        "850 ms",
+        "1.50 s",
+        "12.3 s",
+        "4m 05s",
+    ]
