@@ -29,15 +29,14 @@ from agentprof._usage import CanonicalUsage
 
 from ._patching import (
     Patcher,
-    StreamState,
     async_call_wrapper,
     build_request_hook,
     deferred_async_call,
     deferred_sync_call,
     number,
-    proxy_stream,
     sync_call_wrapper,
 )
+from ._streams import StreamState, proxy_stream
 
 PROVIDER = "anthropic"
 _patcher = Patcher()

@@ -30,13 +30,12 @@ from agentprof._usage import CanonicalUsage
 
 from ._patching import (
     Patcher,
-    StreamState,
     async_call_wrapper,
     build_request_hook,
     number,
-    proxy_stream,
     sync_call_wrapper,
 )
+from ._streams import StreamState, proxy_stream
 
 PROVIDER = "openai"
 _patcher = Patcher()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from agentprof import __version__
+from agentprof.cli._demo import demo
 from agentprof.cli._doctor import doctor
 from agentprof.cli._errors import AgentprofGroup
 from agentprof.cli._report import report
@@ -17,7 +18,7 @@ def main() -> None:
     """Profile the cost of agentic AI workflows: where the money goes, and what to change."""
 
 
-COMMANDS: list[click.Command] = [report, tasks, show, doctor]
+COMMANDS: list[click.Command] = [report, tasks, show, doctor, demo]
 
 for command in COMMANDS:
     main.add_command(command)

@@ -226,6 +226,17 @@ def test_with_raw_response_is_recorded_once(oai: openai.OpenAI, server: LocalMod
     assert usage_of(row, truth) == truth
 
 
+def test_with_streaming_response_works_and_is_recorded_unpriced(oai: openai.OpenAI, calls: Calls) -> None:
+    with oai.chat.completions.with_streaming_response.create(
+        model=OPENAI_MODEL, messages=user("[[reply:streamed raw]]")
+    ) as response:
+        parsed = response.parse()
+
+    assert parsed.choices[0].message.content == "streamed raw"
+    (row,) = calls()  # the body was unread when create returned: recorded, usage unknown (never $0)
+    assert row["usage_known"] is False and row["status"] == "ok"
+
+
 def test_stream_helper_and_parse_are_recorded_once(oai: openai.OpenAI, calls: Calls) -> None:
     with oai.chat.completions.stream(
         model=OPENAI_MODEL, messages=user("[[reply:helper]]"), stream_options=INCLUDE_USAGE

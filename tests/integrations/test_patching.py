@@ -12,11 +12,10 @@ from agentprof import _runtime
 from agentprof._calls import ModelCall, start_call
 from agentprof.integrations._patching import (
     Patcher,
-    StreamState,
     async_call_wrapper,
-    proxy_stream,
     sync_call_wrapper,
 )
+from agentprof.integrations._streams import StreamState, proxy_stream
 from tests.integrations.conftest import Calls
 
 
