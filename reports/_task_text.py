@@ -21,11 +21,11 @@ def render_task_list(tasks: TaskList, console: Console) -> None:
         return
     table = Table(box=box.SIMPLE_HEAD, title=f"Tasks  ({fmt.selection(tasks.filters)})", title_justify="left")
     table.add_column("ID", no_wrap=True)
-    table.add_column("Task")
+    table.add_column("Task", min_width=14)
     table.add_column("Started (UTC)", no_wrap=True)
-    table.add_column("Status")
+    table.add_column("Status", no_wrap=True)
     table.add_column("Calls", justify="right")
-    table.add_column("Cost", justify="right")
+    table.add_column("Cost", justify="right", min_width=9)
     table.add_column("Duration", justify="right")
     for task in tasks.tasks:
         table.add_row(

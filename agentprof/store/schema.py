@@ -1,7 +1,7 @@
 """SQLAlchemy Core description of the store: one table each for tasks, spans and model calls.
 
 Schema changes are never made here alone: every change is a new numbered migration in
-``agentprof.store.migrations`` that brings an existing database to this shape.
+``agentprof.store._migrations`` that brings an existing database to this shape.
 
 Design notes:
     * Names (task, step, model, provider) are plain strings; DuckDB dictionary-compresses them.

@@ -47,6 +47,20 @@ def test_plain_call_is_recorded_with_the_servers_usage(
     assert row["output_chars"] == len("hello there")
 
 
+def test_cached_prompt_tokens_are_part_of_input_not_added(
+    oai: openai.OpenAI, server: LocalModelServer, calls: Calls
+) -> None:
+    long_prompt = [{"role": "system", "content": "Rules of the house. " * 400}, *user("question")]
+    for _ in range(2):
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=long_prompt)
+
+    _, second = calls()
+    usage = server.requests[-1].usage or {}
+    assert usage["prompt_tokens_details"]["cached_tokens"] > 0
+    assert second["input_tokens"] == usage["prompt_tokens"]
+    assert second["cache_read_tokens"] == usage["prompt_tokens_details"]["cached_tokens"]
+
+
 def test_stream_read_to_the_end_records_usage_and_ttft(
     oai: openai.OpenAI, server: LocalModelServer, calls: Calls
 ) -> None:
