@@ -41,6 +41,18 @@ class _Active:
     parent_span_id: int | None
     start_ns: int
     tokens: tuple[object, object] | None = None
+    args_hash: str | None = None
+    result_hash: str | None = None
+
+
+def _repr_hash(value: Any) -> str | None:
+    """Hash of ``repr(value)``: enough to tell identical tool calls apart without storing them."""
+    try:
+        import xxhash
+
+        return xxhash.xxh3_64_hexdigest(repr(value).encode("utf-8", "replace"))
+    except Exception:
+        return None
 
 
 class _Scope:
@@ -102,6 +114,10 @@ class _Scope:
                 attributes[sc.AGENTPROF_STEP_KIND] = self.step_kind
                 if frame.step_path:
                     attributes[sc.AGENTPROF_STEP_PATH] = frame.step_path
+                if active.args_hash is not None:
+                    attributes[sc.AGENTPROF_TOOL_ARGS_HASH] = active.args_hash
+                if active.result_hash is not None:
+                    attributes[sc.AGENTPROF_TOOL_RESULT_HASH] = active.result_hash
                 if self.step_kind == "tool":
                     attributes[sc.GEN_AI_OPERATION_NAME] = sc.OPERATION_EXECUTE_TOOL
                     attributes[sc.GEN_AI_TOOL_NAME] = frame.step_name
@@ -160,6 +176,7 @@ class _Scope:
     # --- decorator -------------------------------------------------------------------------
     def __call__(self, func: F) -> F:
         name: str = self.name or str(getattr(func, "__qualname__", None) or getattr(func, "__name__", self.kind))
+        tool = self.kind == sc.KIND_STEP and self.step_kind == "tool"
         if inspect.isasyncgenfunction(func):
             return cast(F, self._wrap_async_generator(func, name))
         if inspect.isgeneratorfunction(func):
@@ -169,6 +186,8 @@ class _Scope:
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 active = self._make_frame(name)
+                if tool and active is not None:
+                    active.args_hash = _repr_hash((args, kwargs))
                 self._enter(active)
                 try:
                     result = await func(*args, **kwargs)
@@ -177,6 +196,8 @@ class _Scope:
                     self._finish(active, exc)
                     raise
                 self._exit(active)
+                if tool and active is not None:
+                    active.result_hash = _repr_hash(result)
                 self._finish(active, None)
                 return result
 
@@ -185,6 +206,8 @@ class _Scope:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             active = self._make_frame(name)
+            if tool and active is not None:
+                active.args_hash = _repr_hash((args, kwargs))
             self._enter(active)
             try:
                 result = func(*args, **kwargs)
@@ -193,6 +216,8 @@ class _Scope:
                 self._finish(active, exc)
                 raise
             self._exit(active)
+            if tool and active is not None:
+                active.result_hash = _repr_hash(result)
             self._finish(active, None)
             return result
 

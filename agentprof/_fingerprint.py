@@ -43,6 +43,8 @@ class RequestFingerprints:
     prefixes: tuple[PrefixBoundary, ...]
     cache_breakpoints: int
     tool_count: int
+    response_format: str | None
+    tool_choice: str | None
     messages: Any  # the parsed messages, used only when content capture is on
 
 
@@ -93,12 +95,39 @@ def fingerprint_request(body: bytes, provider: str) -> RequestFingerprints | Non
         running = xxhash.xxh3_64_digest(running + encoded)
         prefixes.append(PrefixBoundary(running.hex(), chars // CHARS_PER_TOKEN, index, role))
     return RequestFingerprints(
+        response_format=_response_format(request),
+        tool_choice=_tool_choice(request.get("tool_choice")),
         request=request_hash,
         prefixes=tuple(prefixes),
         cache_breakpoints=_count_cache_control(request),
         tool_count=len(tools) if isinstance(tools, list) else 0,
         messages=messages,
     )
+
+
+def _response_format(request: dict[str, Any]) -> str | None:
+    """The requested output format: OpenAI ``response_format.type``, Anthropic ``output_format``."""
+    for key in ("response_format", "output_format"):
+        value = request.get(key)
+        if isinstance(value, dict) and isinstance(value.get("type"), str):
+            return str(value["type"])
+    return None
+
+
+def _tool_choice(value: Any) -> str | None:
+    """``auto`` / ``required`` / ``none``, or the name of a forced tool (both SDK shapes)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        function = value.get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            return str(function["name"])
+        name = value.get("name")
+        if isinstance(name, str):
+            return name
+        kind = value.get("type")
+        return str(kind) if isinstance(kind, str) else None
+    return None
 
 
 def prefixes_json(prefixes: tuple[PrefixBoundary, ...]) -> str:

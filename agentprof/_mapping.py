@@ -105,6 +105,8 @@ class SpanMapper:
             "step_name": attributes.get(sc.AGENTPROF_STEP_NAME),
             "step_kind": attributes.get(sc.AGENTPROF_STEP_KIND),
             "step_path": attributes.get(sc.AGENTPROF_STEP_PATH),
+            "tool_args_hash": attributes.get(sc.AGENTPROF_TOOL_ARGS_HASH),
+            "tool_result_hash": attributes.get(sc.AGENTPROF_TOOL_RESULT_HASH),
             "service_name": self.service_name,
             "pid": _PID,
         }
@@ -173,6 +175,8 @@ class SpanMapper:
                 row["prefix_fingerprints"] = prefixes_json(fingerprints.prefixes)
                 row["cache_breakpoints"] = fingerprints.cache_breakpoints
                 row["tool_count"] = fingerprints.tool_count
+                row["response_format"] = fingerprints.response_format
+                row["tool_choice"] = fingerprints.tool_choice
                 if payload.capture_content and fingerprints.messages is not None:
                     row["input_messages"] = json.dumps(fingerprints.messages, ensure_ascii=False)
         if payload.output is not None:

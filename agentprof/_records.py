@@ -40,6 +40,9 @@ SPOOL_COLUMNS: dict[str, str] = {
     "service_name": "VARCHAR",
     "pid": "INTEGER",
     "attributes": "VARCHAR",  # JSON object text: user attributes (tasks) or extra attributes
+    # tool steps only: hashes of repr(arguments) and repr(result), for redundant-tool analysis
+    "tool_args_hash": "VARCHAR",
+    "tool_result_hash": "VARCHAR",
     # tasks only
     "success": "BOOLEAN",
     "score": "DOUBLE",
@@ -74,6 +77,8 @@ SPOOL_COLUMNS: dict[str, str] = {
     "prefix_fingerprints": "VARCHAR",  # JSON list of {"hash", "tokens", "index", "role"}
     "cache_breakpoints": "INTEGER",
     "tool_count": "INTEGER",
+    "response_format": "VARCHAR",  # "json_schema" | "json_object" | "text" | NULL (from the request)
+    "tool_choice": "VARCHAR",  # "auto" | "required" | "none" | a forced tool name | NULL
     "output_hash": "VARCHAR",
     "output_chars": "BIGINT",
     "ttft_ms": "DOUBLE",

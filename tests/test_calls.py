@@ -145,3 +145,16 @@ def test_unwritable_spool_drops_counts_and_never_raises(tmp_path: Path, monkeypa
         _runtime.shutdown()
     assert counters["spool_write_failures"] >= 1
     assert counters["spans_lost"] == 2
+
+
+def test_response_format_and_tool_choice_are_recorded(spool_rows: Rows) -> None:
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "label", "schema": {}}},
+        "tool_choice": {"type": "function", "function": {"name": "classify"}},
+        "tools": [{"type": "function", "function": {"name": "classify", "parameters": {}}}],
+    }
+    record("gpt-4o", CanonicalUsage(input_tokens=5, output_tokens=1), body=body)
+    [call] = [row for row in spool_rows() if row["kind"] == "model_call"]
+    assert (call["response_format"], call["tool_choice"], call["tool_count"]) == ("json_schema", "classify", 1)

@@ -197,3 +197,20 @@ def test_public_api_is_exactly_all() -> None:
         and name != "annotations"
     )
     assert sorted(agentprof.__all__) == public
+
+
+def test_tool_steps_record_argument_and_result_hashes_only(spool_rows: Rows) -> None:
+    @agentprof.step(kind="tool")
+    def lookup(customer: str) -> dict[str, str]:
+        return {"plan": "pro", "secret": "s3cr3t"}
+
+    with agentprof.task("t"):
+        lookup("c-1")
+        lookup("c-1")
+        lookup("c-2")
+    steps = by_kind(spool_rows(), "step")
+    args = [step["tool_args_hash"] for step in steps]
+    results = [step["tool_result_hash"] for step in steps]
+    assert args[0] == args[1] != args[2]
+    assert results[0] == results[1] == results[2]
+    assert "s3cr3t" not in str(steps) and "c-1" not in str(steps)

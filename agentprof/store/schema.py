@@ -94,6 +94,8 @@ spans = Table(
     Column("error_type", String),
     Column("service_name", String),
     Column("pid", Integer),
+    Column("tool_args_hash", String),
+    Column("tool_result_hash", String),
 )
 
 model_calls = Table(
@@ -143,6 +145,8 @@ model_calls = Table(
     Column("prefix_fingerprints", Text),
     Column("cache_breakpoints", Integer),
     Column("tool_count", Integer),
+    Column("response_format", String),
+    Column("tool_choice", String),
     Column("output_hash", String),
     Column("output_chars", BigInteger),
     Column("finish_reasons", Text),

@@ -1,0 +1,429 @@
+"""Time agentprof adds to each SDK model call, against the bare SDK in the same run.
+
+Run by hand from the repository root (never collected as a test):
+
+    python benchmarks/overhead.py                          # 15 rounds x 200 calls per variant
+    python benchmarks/overhead.py --rounds 5 --calls 100 --json overhead.json
+    python benchmarks/overhead.py --groups openai          # one workload only (e.g. under cProfile)
+
+The local model server (``python -m agentprof.testserver --port 0 --no-prompt-cache``) runs in
+a separate process, so its CPU does not run under this process's GIL (on a ~1-core machine it
+still competes for the core: that is part of every variant equally).
+
+Workloads and variants (each round runs every variant of every workload, N timed calls each;
+the variant order alternates A B C / C B A between rounds so drift and position cancel):
+
+* ``openai``: ``chat.completions.create`` (non-streaming)
+    - ``bare``: the SDK, nothing instrumented;
+    - ``otel-span``: a hand-made OpenTelemetry SDK span around the bare call, 4 request
+      attributes at creation and 4 response attributes set after the call (8 in all), through
+      a private ``TracerProvider`` + ``BatchSpanProcessor`` with a no-op exporter: the
+      reference point "one bare SDK span with 8 attributes";
+    - ``agentprof``: ``agentprof.instrument()`` for the round, calls inside one task that
+      spans the round (so only the per-call cost is timed), ``agentprof.uninstrument()`` after.
+* ``anthropic``: ``messages.create`` (non-streaming): ``bare`` / ``agentprof``.
+* ``openai-stream``: ``stream=True, stream_options={"include_usage": True}``, every chunk
+  consumed; ``[[chunks:N]]`` makes the server split the answer into N content chunks.
+
+Per call: wall time (``perf_counter_ns``). Per round: process CPU time (``process_time_ns``,
+all threads of this process) including a flush of the span processor at the end of the round,
+so background export work is charged to the variant that caused it; the flush itself is not in
+the per-call wall times. Reported per variant: median, mean and p99 per call (µs), CPU per
+call, and against ``bare`` of the same round: added median (median over rounds of
+``median(variant) - median(bare)``, with the 25th..75th percentile of those per-round
+differences), the paired ratio, the added mean and the added CPU.
+
+At the end the agentprof spool is flushed and its model-call rows are counted: they must equal
+the instrumented calls made (warm-up included), or the benchmark measured nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
+
+import agentprof
+from agentprof import _runtime
+
+OPENAI_MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-haiku-4-5"
+SERVER_BANNER = "agentprof test server listening on "
+GROUPS = ("openai", "anthropic", "openai-stream")
+
+
+# --- the test server, in its own process ---------------------------------------------------------
+class ServerProcess:
+    """``python -m agentprof.testserver`` as a child process; :attr:`url` from its first stdout line."""
+
+    def __init__(self) -> None:
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agentprof.testserver", "--port", "0", "--no-prompt-cache"],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # '' if the server died before printing
+        if not line.startswith(SERVER_BANNER):
+            self.stop()
+            self._stderr.seek(0)
+            raise RuntimeError(f"test server did not start: {line!r}\n{self._stderr.read().decode(errors='replace')}")
+        self.url = line[len(SERVER_BANNER) :].strip()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+
+# --- the OpenTelemetry reference span ------------------------------------------------------------
+class NullExporter(SpanExporter):
+    """Accepts every batch and drops it."""
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+# --- variants -------------------------------------------------------------------------------------
+@dataclass
+class Variant:
+    group: str
+    name: str
+    call: Callable[[], int]  # makes one model call; returns the number of stream chunks read
+    instrumented: bool = False  # agentprof.instrument() for the round
+    flush: Callable[[], object] | None = None  # drains this variant's span processor after a round
+    times_ns: list[int] = field(default_factory=list)
+    round_median_ns: list[float] = field(default_factory=list)
+    round_mean_ns: list[float] = field(default_factory=list)
+    round_cpu_ns: list[float] = field(default_factory=list)  # per call
+    round_flush_ns: list[int] = field(default_factory=list)
+    chunks: int = 0
+    calls_made: int = 0  # warm-up included
+
+
+def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant]]:
+    system = ("You are a careful support agent. Follow the policy and cite the ticket. " * 200)[: args.prompt_chars]
+    oa = openai.OpenAI(base_url=url + "/v1", api_key="bench", max_retries=0)
+    an = anthropic.Anthropic(base_url=url, api_key="bench", max_retries=0)
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Summarise ticket 4711."}]
+    stream_messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"Summarise ticket 4711. [[chunks:{args.chunks}]]"},
+    ]
+    an_messages = [{"role": "user", "content": "Summarise ticket 4711."}]
+
+    def openai_call() -> int:
+        oa.chat.completions.create(model=OPENAI_MODEL, messages=messages, temperature=0.2, max_tokens=64)
+        return 0
+
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(NullExporter())
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("overhead-bench")
+    host = url.split("://", 1)[1].split(":", 1)[0]
+
+    def otel_call() -> int:
+        with tracer.start_as_current_span(
+            f"chat {OPENAI_MODEL}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": OPENAI_MODEL,
+                "server.address": host,
+            },
+        ) as span:
+            response = oa.chat.completions.create(model=OPENAI_MODEL, messages=messages, temperature=0.2, max_tokens=64)
+            usage = response.usage
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": response.model,
+                    "gen_ai.response.id": response.id,
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens if usage else 0,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens if usage else 0,
+                }
+            )
+        return 0
+
+    def anthropic_call() -> int:
+        an.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_messages)
+        return 0
+
+    def stream_call() -> int:
+        stream = oa.chat.completions.create(
+            model=OPENAI_MODEL,
+            messages=stream_messages,
+            temperature=0.2,
+            max_tokens=64,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        n = 0
+        for _ in stream:
+            n += 1
+        return n
+
+    variants = {
+        "openai": [
+            Variant("openai", "bare", openai_call),
+            Variant("openai", "otel-span", otel_call, flush=processor.force_flush),
+            Variant("openai", "agentprof", openai_call, instrumented=True, flush=agentprof.flush),
+        ],
+        "anthropic": [
+            Variant("anthropic", "bare", anthropic_call),
+            Variant("anthropic", "agentprof", anthropic_call, instrumented=True, flush=agentprof.flush),
+        ],
+        "openai-stream": [
+            Variant("openai-stream", "bare", stream_call),
+            Variant("openai-stream", "agentprof", stream_call, instrumented=True, flush=agentprof.flush),
+        ],
+    }
+    return {group: variants[group] for group in args.groups}
+
+
+def run_round(variant: Variant, calls: int, *, record: bool) -> None:
+    """``calls`` calls of ``variant`` (timed and kept when ``record``), then flush its processor."""
+    times = [0] * calls
+    chunks = 0
+    call = variant.call
+    perf = time.perf_counter_ns
+    if variant.instrumented:
+        agentprof.instrument()
+    cpu0 = time.process_time_ns()
+    try:
+        scope = agentprof.task("overhead-bench") if variant.instrumented else contextlib.nullcontext()
+        with scope:
+            for i in range(calls):
+                t0 = perf()
+                chunks += call()
+                times[i] = perf() - t0
+    finally:
+        if variant.instrumented:
+            agentprof.uninstrument()
+    flush_ns = 0
+    if variant.flush is not None:
+        f0 = time.perf_counter_ns()
+        variant.flush()
+        flush_ns = time.perf_counter_ns() - f0
+    cpu = time.process_time_ns() - cpu0
+    variant.calls_made += calls
+    if record:
+        variant.times_ns.extend(times)
+        variant.round_median_ns.append(statistics.median(times))
+        variant.round_mean_ns.append(statistics.fmean(times))
+        variant.round_cpu_ns.append(cpu / calls)
+        variant.round_flush_ns.append(flush_ns)
+        variant.chunks += chunks
+
+
+# --- statistics -----------------------------------------------------------------------------------
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return float(ordered[rank - 1])
+
+
+def summarise(variant: Variant, bare: Variant) -> dict[str, Any]:
+    us = 1e-3
+    result: dict[str, Any] = {
+        "group": variant.group,
+        "variant": variant.name,
+        "calls": len(variant.times_ns),
+        "median_us": statistics.median(variant.times_ns) * us,
+        "mean_us": statistics.fmean(variant.times_ns) * us,
+        "p99_us": percentile(variant.times_ns, 99) * us,
+        "cpu_per_call_us": statistics.median(variant.round_cpu_ns) * us,
+        "flush_ms_per_round": statistics.median(variant.round_flush_ns) * 1e-6,
+        "round_median_us": [m * us for m in variant.round_median_ns],
+    }
+    if variant.chunks:
+        result["chunks_per_call"] = variant.chunks / len(variant.times_ns)
+    if variant is not bare:
+        added = [v - b for v, b in zip(variant.round_median_ns, bare.round_median_ns, strict=True)]
+        result["added_median_us"] = statistics.median(added) * us
+        result["added_p25_us"] = percentile(added, 25) * us
+        result["added_p75_us"] = percentile(added, 75) * us
+        result["ratio"] = statistics.median(
+            v / b for v, b in zip(variant.round_median_ns, bare.round_median_ns, strict=True)
+        )
+        result["added_mean_us"] = (
+            statistics.median(v - b for v, b in zip(variant.round_mean_ns, bare.round_mean_ns, strict=True)) * us
+        )
+        result["added_cpu_us"] = (
+            statistics.median(v - b for v, b in zip(variant.round_cpu_ns, bare.round_cpu_ns, strict=True)) * us
+        )
+        if variant.chunks:
+            result["added_median_per_chunk_us"] = result["added_median_us"] / result["chunks_per_call"]
+    return result
+
+
+# --- checking that agentprof recorded every call ---------------------------------------------------
+def spool_counts(spool_dir: Path) -> Counter[str]:
+    """Model-call rows in the spool, keyed like the workload groups."""
+    counts: Counter[str] = Counter()
+    for segment in spool_dir.glob("seg-*.jsonl"):
+        with open(segment, encoding="utf-8") as handle:
+            for line in handle:
+                row = json.loads(line)
+                if row.get("kind") != "model_call":
+                    continue
+                model = row.get("request_model") or ""
+                group = "anthropic" if model.startswith("claude") else "openai"
+                if row.get("stream"):
+                    group += "-stream"
+                counts[group] += 1
+                if not row.get("usage_known"):
+                    counts["usage_unknown"] += 1
+    return counts
+
+
+# --- output ---------------------------------------------------------------------------------------
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'workload':<14}{'variant':<11}{'median':>9}{'mean':>9}{'p99':>9}{'CPU/call':>10}"
+        f"  {'added median [p25..p75]':<28}{'ratio':>7}{'+mean':>8}{'+CPU':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        line = (
+            f"{row['group']:<14}{row['variant']:<11}{row['median_us']:>9.0f}{row['mean_us']:>9.0f}"
+            f"{row['p99_us']:>9.0f}{row['cpu_per_call_us']:>10.0f}"
+        )
+        if "added_median_us" in row:
+            spread = f"{row['added_median_us']:+.0f} [{row['added_p25_us']:+.0f}..{row['added_p75_us']:+.0f}]"
+            line += f"  {spread:<28}{row['ratio']:>7.3f}{row['added_mean_us']:>+8.0f}{row['added_cpu_us']:>+8.0f}"
+        print(line)
+    print("all figures in µs per call; added = median over rounds of (variant - bare) in the same round")
+    for row in rows:
+        if "added_median_per_chunk_us" in row:
+            print(
+                f"{row['group']} {row['variant']}: {row['chunks_per_call']:.0f} chunks per call, "
+                f"added {row['added_median_per_chunk_us']:+.1f} µs per chunk (median), "
+                f"{row['added_cpu_us'] / row['chunks_per_call']:+.1f} µs CPU per chunk"
+            )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    parser.add_argument("--calls", type=int, default=200, help="timed calls per variant per round (default 200)")
+    parser.add_argument("--warmup", type=int, default=30, help="untimed calls per variant before round 1")
+    parser.add_argument("--prompt-chars", type=int, default=1000, help="length of the system prompt (default 1000)")
+    parser.add_argument("--chunks", type=int, default=20, help="content chunks per streamed answer (default 20)")
+    parser.add_argument(
+        "--groups",
+        type=lambda s: [g for g in s.split(",") if g],
+        default=list(GROUPS),
+        help=f"comma-separated workloads (default {','.join(GROUPS)})",
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure (and per-round medians) here")
+    args = parser.parse_args(argv)
+    unknown = set(args.groups) - set(GROUPS)
+    if unknown:
+        parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    server = ServerProcess()
+    with tempfile.TemporaryDirectory(prefix="agentprof-overhead-") as tmp:
+        try:
+            agentprof.configure(db=tmp, service_name="overhead-bench")
+            runtime = _runtime.get_runtime()
+            assert runtime is not None
+            spool_dir = runtime.location.spool_dir
+            groups = build_variants(server.url, args)
+            ordered = [variant for variants in groups.values() for variant in variants]
+            for variant in ordered:
+                run_round(variant, args.warmup, record=False)
+            for round_index in range(args.rounds):
+                for variant in ordered if round_index % 2 == 0 else reversed(ordered):
+                    run_round(variant, args.calls, record=True)
+                print(f"round {round_index + 1}/{args.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
+            agentprof.flush()
+            counts = spool_counts(spool_dir)
+            agentprof.shutdown()
+        finally:
+            server.stop()
+
+    rows = [summarise(variant, variants[0]) for variants in groups.values() for variant in variants]
+    print()
+    print(
+        f"{datetime.date.today()}  nproc={os.cpu_count()}  python {platform.python_version()}  "
+        f"openai {version('openai')}  anthropic {version('anthropic')}  "
+        f"opentelemetry-sdk {version('opentelemetry-sdk')}  agentprof {agentprof.__version__}"
+    )
+    print(
+        f"{args.rounds} rounds x {args.calls} calls per variant (+{args.warmup} warm-up), "
+        f"system prompt {args.prompt_chars} chars, elapsed {time.perf_counter() - started:.0f} s"
+    )
+    print()
+    print_table(rows)
+
+    expected = {group: sum(v.calls_made for v in variants if v.instrumented) for group, variants in groups.items()}
+    ok = all(counts.get(group, 0) == n for group, n in expected.items())
+    recorded = sum(counts.get(group, 0) for group in expected)
+    detail = ", ".join(f"{group} {counts.get(group, 0)}/{n}" for group, n in expected.items())
+    print()
+    print(
+        f"spool check: {recorded} model calls recorded / {sum(expected.values())} instrumented calls made "
+        f"({detail}); usage unknown: {counts.get('usage_unknown', 0)} -> {'OK' if ok else 'MISMATCH'}"
+    )
+
+    if args.json is not None:
+        payload = {
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "machine": {"nproc": os.cpu_count(), "platform": platform.platform()},
+            "python": platform.python_version(),
+            "versions": {p: version(p) for p in ("openai", "anthropic", "opentelemetry-sdk", "agentprof")},
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "results": rows,
+            "spool_check": {"expected": expected, "recorded": dict(counts), "ok": ok},
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
