@@ -38,6 +38,7 @@ SERVER_PORT = "server.port"
 SERVICE_NAME = "service.name"
 
 OPERATION_CHAT = "chat"
+OPERATION_EMBEDDINGS = "embeddings"
 OPERATION_INVOKE_AGENT = "invoke_agent"
 OPERATION_EXECUTE_TOOL = "execute_tool"
 

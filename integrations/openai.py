@@ -1,9 +1,10 @@
-"""OpenAI Chat Completions instrumentation: where to patch and how to read the SDK's objects.
+"""OpenAI Chat Completions and Embeddings instrumentation: where to patch and how to read the SDK.
 
 Patched at class level (every client instance is covered, including ones made before
 ``instrument()``): ``Completions.create`` / ``AsyncCompletions.create`` (which the
 ``chat.completions.stream()`` helper and ``with_raw_response`` also go through) and
-``Completions.parse`` / ``AsyncCompletions.parse`` (which post on their own), plus a hook on
+``Completions.parse`` / ``AsyncCompletions.parse`` (which post on their own),
+``Embeddings.create`` / ``AsyncEmbeddings.create``, plus a hook on
 ``BaseClient._build_request`` that hands the serialised body and URL to the recording call.
 OpenAI-compatible providers reached through ``base_url`` are recorded as ``"openai"``; the
 exporter resolves the real provider from the captured URL.
@@ -21,6 +22,8 @@ from typing import Any
 from openai import AsyncStream, Stream
 from openai._base_client import BaseClient
 from openai.resources.chat.completions import AsyncCompletions, Completions
+from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 
 from agentprof import _runtime
@@ -200,6 +203,29 @@ def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
     return result
 
 
+def _start_embeddings(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
+    if _runtime.get_runtime() is None:
+        return None
+    url = instance._client.base_url
+    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
+    if url.port is not None:
+        attributes[sc.SERVER_PORT] = url.port
+    return start_call(PROVIDER, kwargs.get("model"), operation=sc.OPERATION_EMBEDDINGS, request_attributes=attributes)
+
+
+def _on_embeddings(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
+    """Record an embeddings response: input tokens only, no output text to hash."""
+    usage = getattr(result, "usage", None) if isinstance(result, CreateEmbeddingResponse) else None
+    prompt = getattr(usage, "prompt_tokens", None)
+    finish_call(
+        call,
+        usage=CanonicalUsage(input_tokens=prompt) if isinstance(prompt, int) else None,
+        raw_usage=usage,
+        response_model=getattr(result, "model", None),
+    )
+    return result
+
+
 def instrument() -> None:
     """Patch the OpenAI SDK (idempotent)."""
     _patcher.patch(BaseClient, "_build_request", build_request_hook)
@@ -210,6 +236,8 @@ def instrument() -> None:
     if hasattr(Completions, "parse"):
         _patcher.patch(Completions, "parse", sync_wrapper)
         _patcher.patch(AsyncCompletions, "parse", async_wrapper)
+    _patcher.patch(Embeddings, "create", sync_call_wrapper(_start_embeddings, _on_embeddings))
+    _patcher.patch(AsyncEmbeddings, "create", async_call_wrapper(_start_embeddings, _on_embeddings))
 
 
 def uninstrument() -> None:

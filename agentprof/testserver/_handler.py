@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from agentprof.testserver._anthropic import AnthropicProvider
 from agentprof.testserver._cache import CacheRequestError
+from agentprof.testserver._embeddings import embeddings_response
 from agentprof.testserver._exchange import RecordedExchange
 from agentprof.testserver._openai import OpenAIProvider
 from agentprof.testserver._provider import ParsedRequest, Provider, RequestError, SseEvent
@@ -119,6 +120,33 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._not_found(path)
 
+    def _embeddings(self, raw: bytes, path: str) -> None:
+        owner = self.server.owner
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            self._send_json(400, _OPENAI.error_body(400, f"We could not parse the JSON body of your request: {exc}"))
+            return
+        try:
+            answer = embeddings_response(body)
+        except RequestError as exc:
+            self._send_json(400, _OPENAI.error_body(400, str(exc)))
+            return
+        owner._record(
+            RecordedExchange(
+                api="openai",
+                path=path,
+                model=answer["model"],
+                stream=False,
+                status=200,
+                usage=answer["usage"],
+                request_body=body,
+                output_text="",
+                time=owner.clock(),
+            )
+        )
+        self._send_json(200, answer, {"x-request-id": f"req_agentprof{owner._next_sequence():08d}"})
+
     def do_POST(self) -> None:  # noqa: N802 - the base class's naming
         """Model calls, token counting and the reset endpoint."""
         raw = self._read_body()
@@ -131,6 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, _ANTHROPIC.count_tokens(json.loads(raw)))
             except (ValueError, RequestError) as exc:
                 self._send_json(400, _ANTHROPIC.error_body(400, str(exc)))
+        elif path in ("/v1/embeddings", "/embeddings"):
+            self._embeddings(raw, path)
         elif path in _MODEL_ROUTES:
             _ModelCall(self, _MODEL_ROUTES[path], path).run(raw)
         else:
