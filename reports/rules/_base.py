@@ -105,6 +105,7 @@ class CallRecord:
     attempts: int | None
     finish_reasons: str | None
     server_address: str | None
+    operation: str | None = None  # "chat", "embeddings", ...: rules about outputs skip non-chat calls
 
     @cached_property
     def prefixes(self) -> tuple[tuple[str, int, int, str], ...]:
