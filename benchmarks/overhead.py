@@ -10,8 +10,10 @@ The local model server (``python -m agentprof.testserver --port 0 --no-prompt-ca
 a separate process, so its CPU does not run under this process's GIL (on a ~1-core machine it
 still competes for the core: that is part of every variant equally).
 
-Workloads and variants (each round runs every variant of every workload, N timed calls each;
-the variant order alternates A B C / C B A between rounds so drift and position cancel):
+Workloads and variants. Each round runs N calls per variant of a workload, interleaved in
+blocks of ``--block`` calls (A B C, C B A, A B C ...), so that every variant of a round spans the
+same seconds: this machine's speed drifts by 2x within seconds, and whole 200-call blocks paired
+badly.
 
 * ``openai``: ``chat.completions.create`` (non-streaming)
     - ``bare``: the SDK, nothing instrumented;
@@ -19,16 +21,19 @@ the variant order alternates A B C / C B A between rounds so drift and position 
       attributes at creation and 4 response attributes set after the call (8 in all), through
       a private ``TracerProvider`` + ``BatchSpanProcessor`` with a no-op exporter: the
       reference point "one bare SDK span with 8 attributes";
-    - ``agentprof``: ``agentprof.instrument()`` for the round, calls inside one task that
-      spans the round (so only the per-call cost is timed), ``agentprof.uninstrument()`` after.
+    - ``agentprof``: ``agentprof.instrument()`` for each block, calls inside one task that
+      spans the block (so only the per-call cost is timed), ``agentprof.uninstrument()`` after.
 * ``anthropic``: ``messages.create`` (non-streaming): ``bare`` / ``agentprof``.
 * ``openai-stream``: ``stream=True, stream_options={"include_usage": True}``, every chunk
   consumed; ``[[chunks:N]]`` makes the server split the answer into N content chunks.
 
-Per call: wall time (``perf_counter_ns``). Per round: process CPU time (``process_time_ns``,
-all threads of this process) including a flush of the span processor at the end of the round,
-so background export work is charged to the variant that caused it; the flush itself is not in
-the per-call wall times. Reported per variant: median, mean and p99 per call (µs), CPU per
+Per call: wall time (``perf_counter_ns``). Span processors are configured never to export on
+their own timer; they are flushed at the end of each round, so export work never lands in
+another variant's timed block. Per round: process CPU time (``process_time_ns``, all threads of
+this process) of the variant's blocks plus its flush, so export (mapping, pricing, spool write)
+is charged to the variant that caused it but is not in the per-call wall times; and the time the
+cyclic garbage collector ran (a collection is charged to whichever block triggered it).
+Reported per variant: median, mean and p99 per call (µs), CPU per
 call, and against ``bare`` of the same round: added median (median over rounds of
 ``median(variant) - median(bare)``, with the 25th..75th percentile of those per-round
 differences), the paired ratio, the added mean and the added CPU.
@@ -42,6 +47,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import gc
 import json
 import os
 import platform
@@ -70,6 +76,7 @@ OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
 SERVER_BANNER = "agentprof test server listening on "
 GROUPS = ("openai", "anthropic", "openai-stream")
+EXPORT_NEVER_MS = 3_600_000  # span processors export only when the benchmark flushes them
 
 
 # --- the test server, in its own process ---------------------------------------------------------
@@ -119,6 +126,27 @@ class NullExporter(SpanExporter):
         return True
 
 
+# --- garbage collector time (agentprof keeps SDK objects alive until export) -----------------------
+class GcClock:
+    """Wall time spent in the cyclic garbage collector (any thread) and number of full collections."""
+
+    def __init__(self) -> None:
+        self.total_ns = 0
+        self.full = 0
+        self._start = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter_ns()
+        else:
+            self.total_ns += time.perf_counter_ns() - self._start
+            self.full += info["generation"] == 2
+
+
+GC = GcClock()
+
+
 # --- variants -------------------------------------------------------------------------------------
 @dataclass
 class Variant:
@@ -132,6 +160,13 @@ class Variant:
     round_mean_ns: list[float] = field(default_factory=list)
     round_cpu_ns: list[float] = field(default_factory=list)  # per call
     round_flush_ns: list[int] = field(default_factory=list)
+    round_gc_ns: list[float] = field(default_factory=list)  # per call
+    full_collections: int = 0
+    cur_times: list[int] = field(default_factory=list)  # the round in progress
+    cur_cpu_ns: int = 0
+    cur_gc_ns: int = 0
+    cur_full: int = 0
+    cur_chunks: int = 0
     chunks: int = 0
     calls_made: int = 0  # warm-up included
 
@@ -152,7 +187,7 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
         return 0
 
     provider = TracerProvider()
-    processor = BatchSpanProcessor(NullExporter())
+    processor = BatchSpanProcessor(NullExporter(), schedule_delay_millis=EXPORT_NEVER_MS)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("overhead-bench")
     host = url.split("://", 1)[1].split(":", 1)[0]
@@ -216,14 +251,15 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
     return {group: variants[group] for group in args.groups}
 
 
-def run_round(variant: Variant, calls: int, *, record: bool) -> None:
-    """``calls`` calls of ``variant`` (timed and kept when ``record``), then flush its processor."""
+def run_block(variant: Variant, calls: int) -> None:
+    """``calls`` timed calls of ``variant``; agentprof is instrumented only for the block."""
     times = [0] * calls
     chunks = 0
     call = variant.call
     perf = time.perf_counter_ns
     if variant.instrumented:
         agentprof.instrument()
+    gc0, full0 = GC.total_ns, GC.full
     cpu0 = time.process_time_ns()
     try:
         scope = agentprof.task("overhead-bench") if variant.instrumented else contextlib.nullcontext()
@@ -235,20 +271,47 @@ def run_round(variant: Variant, calls: int, *, record: bool) -> None:
     finally:
         if variant.instrumented:
             agentprof.uninstrument()
-    flush_ns = 0
-    if variant.flush is not None:
-        f0 = time.perf_counter_ns()
-        variant.flush()
-        flush_ns = time.perf_counter_ns() - f0
-    cpu = time.process_time_ns() - cpu0
+    variant.cur_cpu_ns += time.process_time_ns() - cpu0
+    variant.cur_gc_ns += GC.total_ns - gc0
+    variant.cur_full += GC.full - full0
+    variant.cur_times.extend(times)
+    variant.cur_chunks += chunks
     variant.calls_made += calls
+
+
+def finish_round(variant: Variant, *, record: bool) -> None:
+    """Export this round's spans (CPU and GC charged to the variant), then keep the round's figures."""
+    gc0, full0 = GC.total_ns, GC.full
+    cpu0 = time.process_time_ns()
+    f0 = time.perf_counter_ns()
+    if variant.flush is not None:
+        variant.flush()
+    flush_ns = time.perf_counter_ns() - f0
+    variant.cur_cpu_ns += time.process_time_ns() - cpu0
+    variant.cur_gc_ns += GC.total_ns - gc0
+    variant.cur_full += GC.full - full0
+    times, calls = variant.cur_times, len(variant.cur_times)
     if record:
         variant.times_ns.extend(times)
         variant.round_median_ns.append(statistics.median(times))
         variant.round_mean_ns.append(statistics.fmean(times))
-        variant.round_cpu_ns.append(cpu / calls)
+        variant.round_cpu_ns.append(variant.cur_cpu_ns / calls)
         variant.round_flush_ns.append(flush_ns)
-        variant.chunks += chunks
+        variant.round_gc_ns.append(variant.cur_gc_ns / calls)
+        variant.full_collections += variant.cur_full
+        variant.chunks += variant.cur_chunks
+    variant.cur_times = []
+    variant.cur_cpu_ns = variant.cur_gc_ns = variant.cur_full = variant.cur_chunks = 0
+
+
+def run_round(variants: list[Variant], calls: int, block: int, *, record: bool) -> None:
+    """``calls`` calls per variant in blocks of ``block``: A B C, C B A, A B C ... then flush each."""
+    sizes = [min(block, calls - done) for done in range(0, calls, block)]
+    for index, size in enumerate(sizes):
+        for variant in variants if index % 2 == 0 else reversed(variants):
+            run_block(variant, size)
+    for variant in variants:
+        finish_round(variant, record=record)
 
 
 # --- statistics -----------------------------------------------------------------------------------
@@ -270,6 +333,8 @@ def summarise(variant: Variant, bare: Variant) -> dict[str, Any]:
         "p99_us": percentile(variant.times_ns, 99) * us,
         "cpu_per_call_us": statistics.median(variant.round_cpu_ns) * us,
         "flush_ms_per_round": statistics.median(variant.round_flush_ns) * 1e-6,
+        "gc_per_call_us": statistics.fmean(variant.round_gc_ns) * us,
+        "full_collections": variant.full_collections,
         "round_median_us": [m * us for m in variant.round_median_ns],
     }
     if variant.chunks:
@@ -316,21 +381,24 @@ def spool_counts(spool_dir: Path) -> Counter[str]:
 # --- output ---------------------------------------------------------------------------------------
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
-        f"{'workload':<14}{'variant':<11}{'median':>9}{'mean':>9}{'p99':>9}{'CPU/call':>10}"
+        f"{'workload':<14}{'variant':<11}{'median':>8}{'mean':>8}{'p99':>8}{'CPU/call':>9}{'GC/call':>8}{'gen2':>5}"
         f"  {'added median [p25..p75]':<28}{'ratio':>7}{'+mean':>8}{'+CPU':>8}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         line = (
-            f"{row['group']:<14}{row['variant']:<11}{row['median_us']:>9.0f}{row['mean_us']:>9.0f}"
-            f"{row['p99_us']:>9.0f}{row['cpu_per_call_us']:>10.0f}"
+            f"{row['group']:<14}{row['variant']:<11}{row['median_us']:>8.0f}{row['mean_us']:>8.0f}"
+            f"{row['p99_us']:>8.0f}{row['cpu_per_call_us']:>9.0f}{row['gc_per_call_us']:>8.0f}{row['full_collections']:>5}"
         )
         if "added_median_us" in row:
             spread = f"{row['added_median_us']:+.0f} [{row['added_p25_us']:+.0f}..{row['added_p75_us']:+.0f}]"
             line += f"  {spread:<28}{row['ratio']:>7.3f}{row['added_mean_us']:>+8.0f}{row['added_cpu_us']:>+8.0f}"
         print(line)
-    print("all figures in µs per call; added = median over rounds of (variant - bare) in the same round")
+    print(
+        "µs per call; CPU and GC per call include the end-of-round flush (export); gen2 = full collections; "
+        "added = median over rounds of (variant - bare) in the same round"
+    )
     for row in rows:
         if "added_median_per_chunk_us" in row:
             print(
@@ -344,6 +412,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     parser.add_argument("--calls", type=int, default=200, help="timed calls per variant per round (default 200)")
+    parser.add_argument(
+        "--block", type=int, default=20, help="calls per variant before switching to the next one (default 20)"
+    )
     parser.add_argument("--warmup", type=int, default=30, help="untimed calls per variant before round 1")
     parser.add_argument("--prompt-chars", type=int, default=1000, help="length of the system prompt (default 1000)")
     parser.add_argument("--chunks", type=int, default=20, help="content chunks per streamed answer (default 20)")
@@ -367,17 +438,18 @@ def main(argv: list[str] | None = None) -> int:
     server = ServerProcess()
     with tempfile.TemporaryDirectory(prefix="agentprof-overhead-") as tmp:
         try:
-            agentprof.configure(db=tmp, service_name="overhead-bench")
+            # Spans are exported only by the explicit flush at the end of each round, so export work
+            # never lands in another variant's timed block; its CPU is charged to agentprof's round.
+            agentprof.configure(db=tmp, service_name="overhead-bench", schedule_delay_millis=EXPORT_NEVER_MS)
             runtime = _runtime.get_runtime()
             assert runtime is not None
             spool_dir = runtime.location.spool_dir
             groups = build_variants(server.url, args)
-            ordered = [variant for variants in groups.values() for variant in variants]
-            for variant in ordered:
-                run_round(variant, args.warmup, record=False)
+            for variants in groups.values():
+                run_round(variants, args.warmup, args.block, record=False)
             for round_index in range(args.rounds):
-                for variant in ordered if round_index % 2 == 0 else reversed(ordered):
-                    run_round(variant, args.calls, record=True)
+                for variants in groups.values():
+                    run_round(variants, args.calls, args.block, record=True)
                 print(f"round {round_index + 1}/{args.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
             agentprof.flush()
             counts = spool_counts(spool_dir)
@@ -393,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         f"opentelemetry-sdk {version('opentelemetry-sdk')}  agentprof {agentprof.__version__}"
     )
     print(
-        f"{args.rounds} rounds x {args.calls} calls per variant (+{args.warmup} warm-up), "
+        f"{args.rounds} rounds x {args.calls} calls per variant in blocks of {args.block} (+{args.warmup} warm-up), "
         f"system prompt {args.prompt_chars} chars, elapsed {time.perf_counter() - started:.0f} s"
     )
     print()
