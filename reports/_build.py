@@ -1,8 +1,10 @@
-"""Build a :class:`Report` from the store through the analytics layer."""
+"""Build a :class:`Report` from the store through the analytics layer and the recommendation rules."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy.engine import Connection
 
@@ -13,12 +15,21 @@ from ._model import (
     CostPerTask,
     Latency,
     ModelEntry,
+    Projection,
+    Recommendation,
     Report,
     ReportFilters,
+    SavingsRange,
     StepEntry,
     StoreInfo,
     SummarySection,
 )
+from .rules._base import Finding
+from .rules._config import RulesConfig
+from .rules._engine import run_rules
+
+DAYS_PER_MONTH = 30
+UNTRACKED = "(untracked)"
 
 
 def build_report(
@@ -27,17 +38,30 @@ def build_report(
     *,
     store: StoreInfo | None = None,
     generated_at: datetime | None = None,
+    rules_config: RulesConfig | None = None,
+    tasks_per_day: int | None = None,
 ) -> Report:
-    """Run the report's queries on ``conn`` and assemble the result.
+    """Run the report's queries and recommendation rules on ``conn`` and assemble the result.
 
     Args:
         conn: An open connection to the store.
         filters: The selection; default everything.
         store: How to name the store in the report; default the connection's URL without password.
         generated_at: The report's timestamp; default now (fix it in tests).
+        rules_config: Rule thresholds; default ``[tool.agentprof.rules]`` of the project
+            (:meth:`RulesConfig.load`).
+        tasks_per_day: Adds a monthly cost projection at this volume (see :class:`Projection`).
+
+    Raises:
+        ConfigError: ``[tool.agentprof.rules]`` is invalid.
     """
     filters = filters or Filters()
+    config = rules_config if rules_config is not None else RulesConfig.load()
     numbers = analytics.summary(conn, filters)
+    findings = run_rules(conn, filters, config)
+    projection = None
+    if tasks_per_day is not None:
+        projection = project(findings, numbers.tasks, numbers.cost_per_task_usd.mean, tasks_per_day)
     return Report(
         generated_at=generated_at or datetime.now(UTC),
         store=store or store_info(conn),
@@ -88,6 +112,53 @@ def build_report(
             )
             for row in analytics.models(conn, filters)
         ],
+        recommendations=[recommendation(finding) for finding in findings],
+        projection=projection,
+    )
+
+
+def recommendation(finding: Finding) -> Recommendation:
+    """A rule's finding as the report shows it."""
+    low, high = finding.savings_range_usd
+    return Recommendation(
+        kind=finding.kind,
+        task=finding.task,
+        step=finding.step,
+        model=finding.model,
+        current_cost_usd=finding.current_cost_usd,
+        estimated_savings_usd=finding.estimated_savings_usd,
+        savings_range_usd=SavingsRange(low=low, high=high),
+        confidence=finding.confidence,
+        suggestion=finding.suggestion,
+        evidence=dict(finding.evidence),
+    )
+
+
+def project(
+    findings: Sequence[Finding], tasks: int, mean_cost_per_task: Decimal | None, tasks_per_day: int
+) -> Projection:
+    """Monthly cost at ``tasks_per_day``, now and after the high- and medium-confidence findings.
+
+    Low-confidence findings (a cheaper model before validation, compaction) are left out: the
+    projection is what can be counted on. Savings on untracked calls are left out too, because the
+    mean cost per task does not include those calls.
+    """
+    volume = Decimal(tasks_per_day * DAYS_PER_MONTH)
+    if mean_cost_per_task is None or tasks == 0:
+        return Projection(
+            tasks_per_day=tasks_per_day, monthly_cost_usd=None, monthly_cost_after_usd=None, monthly_savings_usd=None
+        )
+    savings = sum(
+        (f.estimated_savings_usd for f in findings if f.confidence in ("high", "medium") and f.task != UNTRACKED),
+        Decimal(0),
+    )
+    monthly = mean_cost_per_task * volume
+    monthly_savings = min(savings / tasks * volume, monthly)
+    return Projection(
+        tasks_per_day=tasks_per_day,
+        monthly_cost_usd=monthly,
+        monthly_cost_after_usd=monthly - monthly_savings,
+        monthly_savings_usd=monthly_savings,
     )
 
 

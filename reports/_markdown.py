@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from . import _format as fmt
 from ._model import Report
+from ._text import NO_RECOMMENDATIONS, projection_line, savings, where
 
 
 def render_markdown(report: Report) -> str:
-    """Return ``report`` as Markdown: a summary table, then steps and models tables."""
+    """Return ``report`` as Markdown: a summary table, steps and models tables, then recommendations."""
     numbers = report.summary
     lines = [
         "# agentprof report",
@@ -79,6 +80,16 @@ def render_markdown(report: Report) -> str:
                 fmt.share(model.share),
             ]
             lines.append(_row(cells))
+    lines += ["", "## Recommendations", ""]
+    if report.recommendations:
+        lines += ["| # | Kind | Where | Saves | Confidence | Suggestion |", "|---:|---|---|---:|---|---|"]
+        for number, item in enumerate(report.recommendations, start=1):
+            cells = [str(number), item.kind, _cell(where(item)), savings(item), item.confidence, _cell(item.suggestion)]
+            lines.append(_row(cells))
+    else:
+        lines.append(NO_RECOMMENDATIONS)
+    if report.projection is not None:
+        lines += ["", projection_line(report.projection)]
     return "\n".join(lines) + "\n"
 
 

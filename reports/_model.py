@@ -91,9 +91,13 @@ class SavingsRange(_Frozen):
 class Recommendation(_Frozen):
     """One finding of a rule in ``agentprof.reports.rules``: what to change and what it would save.
 
+    Recommendations are listed most valuable first: estimated savings x confidence weight (high 1.0,
+    medium 0.6, low 0.25). Savings of overlapping rules are never counted twice (each rule saves
+    only what the rules before it left of each call's cost), so they can be added up.
+
     Attributes:
-        kind: The rule that found it (e.g. ``"prompt_caching"``, ``"model_routing"``).
-        task: Task it applies to, ``None`` for all.
+        kind: The rule that found it (``"exact_cache"``, ``"prompt_cache"``, ``"cheaper_model"`` ...).
+        task: Task it applies to (``"*"`` when it spans tasks), ``None`` for all.
         step: Step it applies to, ``None`` for the whole task.
         model: Model it applies to, ``None`` for any.
         current_cost_usd: What the affected calls cost now.
@@ -114,6 +118,23 @@ class Recommendation(_Frozen):
     confidence: Literal["low", "medium", "high"]
     suggestion: str
     evidence: dict[str, Any] = {}
+
+
+class Projection(_Frozen):
+    """Monthly cost at a given volume, now and after the high- and medium-confidence recommendations.
+
+    Attributes:
+        tasks_per_day: The volume asked for (``agentprof report --tasks-per-day N``).
+        monthly_cost_usd: Mean cost per task x tasks per day x 30; ``None`` without a known task cost.
+        monthly_cost_after_usd: The same, less :attr:`monthly_savings_usd`.
+        monthly_savings_usd: The high- and medium-confidence savings per task (their sum over the
+            selection's tracked tasks divided by its number of tasks) x tasks per day x 30.
+    """
+
+    tasks_per_day: int
+    monthly_cost_usd: Money | None
+    monthly_cost_after_usd: Money | None
+    monthly_savings_usd: Money | None
 
 
 class StoreInfo(_Frozen):
@@ -141,3 +162,4 @@ class Report(_Frozen):
     steps: list[StepEntry]
     models: list[ModelEntry]
     recommendations: list[Recommendation] = []
+    projection: Projection | None = None

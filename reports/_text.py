@@ -1,4 +1,4 @@
-"""The terminal report: a summary block, then steps by cost, then models (rich)."""
+"""The terminal report: a summary block, steps by cost, models, then recommendations (rich)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import _format as fmt
-from ._model import Report
+from ._model import Projection, Recommendation, Report
 
 WIDE = 110
 """Console width from which the Steps table shows every column."""
@@ -28,6 +28,57 @@ def render_text(report: Report, console: Console) -> None:
     if report.models:
         console.print()
         console.print(models_table(report))
+    console.print()
+    if report.recommendations:
+        console.print(recommendations_table(report.recommendations))
+    else:
+        console.print(Text("Recommendations", style="italic"))
+        console.print(NO_RECOMMENDATIONS)
+    if report.projection is not None:
+        console.print(projection_line(report.projection))
+
+
+NO_RECOMMENDATIONS = "No recommendations: no rule found waste in this selection."
+
+
+def recommendations_table(recommendations: list[Recommendation]) -> Table:
+    """One row per recommendation, most valuable first (savings x confidence weight)."""
+    table = _table("Recommendations")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("Kind", overflow="fold")
+    table.add_column("Where", overflow="fold")
+    table.add_column("Saves", justify="right")
+    table.add_column("Confidence", no_wrap=True)
+    table.add_column("Suggestion", overflow="fold", ratio=1)
+    for number, item in enumerate(recommendations, start=1):
+        table.add_row(str(number), item.kind, Text(where(item)), savings(item), item.confidence, Text(item.suggestion))
+    return table
+
+
+def where(item: Recommendation) -> str:
+    """``task / step (model)``, leaving out what the recommendation does not name."""
+    place = " / ".join(part for part in (item.task, item.step) if part)
+    return f"{place} ({item.model})" if item.model else place
+
+
+def savings(item: Recommendation) -> str:
+    """``$1.2000 ($0.6000-$1.2000)``: the estimate and its range."""
+    text = fmt.money(item.estimated_savings_usd)
+    if item.savings_range_usd is not None and item.savings_range_usd.low != item.savings_range_usd.high:
+        text += f" ({fmt.money(item.savings_range_usd.low)}-{fmt.money(item.savings_range_usd.high)})"
+    return text
+
+
+def projection_line(projection: Projection) -> str:
+    """The monthly projection at ``--tasks-per-day`` in one line (Markdown uses it too)."""
+    volume = f"At {projection.tasks_per_day:,} tasks/day"
+    if projection.monthly_cost_usd is None:
+        return f"{volume}: no task has a known cost, so there is no monthly projection."
+    return (
+        f"{volume}: {fmt.money(projection.monthly_cost_usd)}/month now, "
+        f"{fmt.money(projection.monthly_cost_after_usd)}/month after the high- and medium-confidence "
+        f"recommendations (saves {fmt.money(projection.monthly_savings_usd)}/month)."
+    )
 
 
 def summary_table(report: Report) -> Table:

@@ -10,6 +10,7 @@ from agentprof.cli._doctor import doctor
 from agentprof.cli._errors import AgentprofGroup
 from agentprof.cli._report import report
 from agentprof.cli._tasks import show, tasks
+from agentprof.cli._whatif import whatif
 
 
 @click.group(cls=AgentprofGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +19,7 @@ def main() -> None:
     """Profile the cost of agentic AI workflows: where the money goes, and what to change."""
 
 
-COMMANDS: list[click.Command] = [report, tasks, show, doctor, demo]
+COMMANDS: list[click.Command] = [report, tasks, show, doctor, demo, whatif]
 
 for command in COMMANDS:
     main.add_command(command)

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 Confidence = Literal["high", "medium", "low"]
@@ -107,12 +107,19 @@ class CallRecord:
     server_address: str | None
     operation: str | None = None  # "chat", "embeddings", ...: rules about outputs skip non-chat calls
 
-    @cached_property
+    @property
     def prefixes(self) -> tuple[tuple[str, int, int, str], ...]:
         """Prefix boundaries ``(hash, approx_tokens, index, role)``; empty when not recorded."""
         if not self.prefix_fingerprints_json:
             return ()
-        return tuple((p["hash"], p["tokens"], p["index"], p["role"]) for p in json.loads(self.prefix_fingerprints_json))
+        return _parse_prefixes(self.prefix_fingerprints_json)
+
+
+@lru_cache(maxsize=1 << 18)
+def _parse_prefixes(prefix_fingerprints_json: str) -> tuple[tuple[str, int, int, str], ...]:
+    # A cache outside the record: ``cached_property`` needs an instance ``__dict__``, which a
+    # slotted dataclass has not, and several rules read the same call's prefixes.
+    return tuple((p["hash"], p["tokens"], p["index"], p["role"]) for p in json.loads(prefix_fingerprints_json))
 
 
 @dataclass(frozen=True, slots=True)

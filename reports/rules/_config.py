@@ -48,9 +48,12 @@ class WastedCacheWriteConfig(_Section):
 class ContextGrowthConfig(_Section):
     """R4: agent loops whose input grows every iteration (quadratic total input)."""
 
-    min_iterations: int = Field(8, ge=3)
-    min_resend_ratio: float = Field(5.0, gt=1)
-    min_r_squared: float = Field(0.8, ge=0, le=1)
+    min_iterations: int = Field(8, ge=3, description="Calls of one loop (same task, step and system prompt).")
+    min_resend_ratio: float = Field(5.0, gt=1, description="Total input / new input across the loop.")
+    min_r_squared: float = Field(0.8, ge=0, le=1, description="Fit of input tokens growing linearly per iteration.")
+    low_cached_fraction: float = Field(
+        0.5, ge=0, le=1, description="Below this share of input read from cache, prompt caching is the fix."
+    )
 
 
 class CheaperModelConfig(_Section):

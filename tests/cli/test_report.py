@@ -29,6 +29,7 @@ def test_report_json(runner: CliRunner, store_dir: Path) -> None:
         "steps",
         "models",
         "recommendations",
+        "projection",
     }
     assert data["store"] == {"location": str(store_dir), "dialect": "duckdb"}
     assert data["summary"]["total_cost_usd"] == 0.0445
@@ -38,6 +39,7 @@ def test_report_json(runner: CliRunner, store_dir: Path) -> None:
         ("(untracked)", "(task)"),
     ]
     assert data["recommendations"] == []
+    assert data["projection"] is None
 
 
 def test_report_text(runner: CliRunner, store_dir: Path) -> None:
@@ -113,3 +115,87 @@ def test_parse_since_dates() -> None:
     assert parse_since("2025-01-31T14:00+02:00") == datetime(2025, 1, 31, 12, tzinfo=UTC)
     with pytest.raises(ValueError, match="not a duration"):
         parse_since("2h ago")
+
+
+def _repeat_a_request(store_dir: Path) -> None:
+    """Make c2 (triage/classify, $0.002) an exact repeat of c1 in the same task: one exact_cache finding."""
+    import sqlalchemy as sa
+
+    from agentprof._config import resolve_store_location
+    from agentprof.store import open_store
+    from agentprof.store.schema import model_calls
+
+    with open_store(resolve_store_location(store_dir)) as store, store.engine.begin() as conn:
+        conn.execute(
+            model_calls.update()
+            .where(model_calls.c.span_id.in_(["c1", "c2"]))
+            .values(request_fingerprint="same", output_hash="answer", temperature=sa.literal(0.7))
+        )
+
+
+def test_report_recommendations_and_projection(runner: CliRunner, store_dir: Path) -> None:
+    _repeat_a_request(store_dir)
+    code, output = report(runner, store_dir, "--format", "json", "--tasks-per-day", "100")
+    assert code == 0, output
+    data = json.loads(output)
+    [recommendation] = data["recommendations"]
+    assert {key: recommendation[key] for key in ("kind", "task", "step", "model", "confidence")} == {
+        "kind": "exact_cache",
+        "task": "triage",
+        "step": "classify",
+        "model": "gpt-4o-mini",
+        "confidence": "medium",
+    }
+    assert recommendation["estimated_savings_usd"] == 0.002
+    assert recommendation["savings_range_usd"] == {"low": 0.001, "high": 0.002}
+    assert recommendation["current_cost_usd"] == 0.003
+    assert recommendation["evidence"]["repeats"] == 1
+    # Mean $0.0115 per task x 100 x 30; savings $0.002 over 4 tasks x 100 x 30.
+    assert data["projection"] == {
+        "tasks_per_day": 100,
+        "monthly_cost_usd": 34.5,
+        "monthly_cost_after_usd": 33.0,
+        "monthly_savings_usd": 1.5,
+    }
+
+
+def test_report_text_and_markdown_recommendations(runner: CliRunner, store_dir: Path) -> None:
+    code, output = report(runner, store_dir)
+    assert code == 0, output
+    assert "No recommendations: no rule found waste in this selection." in output
+    _repeat_a_request(store_dir)
+    code, output = report(runner, store_dir, "--tasks-per-day", "100")
+    assert code == 0, output
+    assert "Recommendations" in output
+    row = next(line for line in output.splitlines() if "exact_cache" in line)
+    assert row.split()[:3] == ["1", "exact_cache", "triage"]
+    assert "$0.0020 ($0.0010-$0.0020)" in row and "medium" in row
+    assert (
+        "At 100 tasks/day: $34.5000/month now, $33.0000/month after the high- and medium-confidence "
+        "recommendations (saves $1.5000/month)." in " ".join(output.split())
+    )
+    code, output = report(runner, store_dir, "--format", "markdown")
+    assert code == 0, output
+    assert "## Recommendations" in output
+    assert "| 1 | exact_cache | triage / classify (gpt-4o-mini) | $0.0020 ($0.0010-$0.0020) | medium |" in output
+
+
+def test_bad_rules_config_is_one_error_line(
+    runner: CliRunner, store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.agentprof.rules.exact_cache]\nwindow_hours = -1\n")
+    monkeypatch.chdir(project)
+    code, output = report(runner, store_dir)
+    assert code == 1
+    assert output == (
+        f"Error: {project / 'pyproject.toml'}: [tool.agentprof.rules] exact_cache.window_hours: "
+        "Input should be greater than 0\n"
+    )
+
+
+def test_tasks_per_day_must_be_positive(runner: CliRunner, store_dir: Path) -> None:
+    code, output = report(runner, store_dir, "--tasks-per-day", "0")
+    assert code == 2
+    assert "--tasks-per-day" in output

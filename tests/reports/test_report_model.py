@@ -60,12 +60,14 @@ def test_json_keys_and_values(report: Report) -> None:
         "steps",
         "models",
         "recommendations",
+        "projection",
     }
     assert data["schema_version"] == 1
     assert data["generated_at"] == "2025-01-02T08:30:00Z"
     assert data["store"] == {"location": ".agentprof", "dialect": "duckdb"}
     assert data["filters"] == {"since": None, "task": None}
     assert data["recommendations"] == []
+    assert data["projection"] is None
     summary = data["summary"]
     assert set(summary) == SUMMARY_KEYS
     assert set(summary["cost_per_task_usd"]) == {"mean", "p50", "p95"}

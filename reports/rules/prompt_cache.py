@@ -1,0 +1,303 @@
+"""R2 ``prompt_cache``: a shared prompt prefix above the provider's minimum re-sent without cache reads.
+
+Calls are walked in time order within a *cache scope* (provider, model, server). Every call's
+prefix boundaries (tools, system, each message: chained hashes with approximate token positions,
+recorded without the text) are remembered with the time they were last sent. For each call the
+rule finds the longest boundary an earlier call in the scope already sent; its tokens, scaled
+from the approximate position to the call's real ``input_tokens``, are the shared prefix ``P``.
+The call is then:
+
+* **hit**: its cache reads cover at least ``read_fraction_below`` x ``P``;
+* **below_minimum**: ``P`` is shorter than the model's minimum cacheable prefix (:mod:`._cache_facts`);
+* **ttl_expired**: the prefix was last sent longer ago than the provider's cache TTL;
+* **missed** otherwise: caching would have served ``P`` and did not.
+
+A call sharing nothing can still be a **prefix breaker**: its first segment (tools or system
+prompt) has the same length as the one a recent call sent (within 2%) but a different hash, so
+something small in it changes every call (a timestamp, an ID, reordered keys) and breaks the
+whole prefix; ``P`` is then that segment.
+
+Money, per (task name, step, model, diagnosis), with the model's own prices (:mod:`._prices`, at
+the call's tier, never a hard-coded discount): the ``S = (N-1)·P·(p_in - p_read) - P·(p_write -
+p_in)`` of the research note, generalised to prefixes that grow: every missed call saves
+``(cacheable(P) - cache_read) x (p_in - p_read)``, and every part of a prefix is written once per
+TTL session at the write premium ``p_write - p_in`` (0 where writes are free). TTL-expired calls
+are counted with the 1-hour write price when their gap is under an hour (a longer TTL would have
+served them). The net is claimed from the ledger proportionally on the missed calls.
+
+Diagnoses and confidence: ``no_breakpoint`` (Anthropic, no ``cache_control`` anywhere: deterministic
+once marked, ``high``); ``breakpoint_misplaced`` (Anthropic, breakpoints set but the shared part
+is not read, ``medium``); ``routing_miss`` (automatic caching, OpenAI or Gemini: identical prefix,
+no hit; best-effort, ``medium``); ``prefix_breaker`` and ``ttl_expired`` (``medium``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from statistics import median
+
+from ._base import ZERO, CallRecord, Confidence, Finding, RuleContext
+from ._cache_facts import CacheFacts, cache_facts
+from ._prices import PriceBook
+
+_HOUR_NS = 3600 * 1_000_000_000
+_SAME_LENGTH = 0.02  # a first segment within 2% of a recent one's length "is the same, with a small change"
+
+_Scope = tuple[str | None, str | None, str | None]
+
+
+@dataclass(slots=True)
+class _Miss:
+    call: CallRecord
+    prefix_tokens: int  # P, real tokens
+    write_tokens: int  # part of P first written by this miss (the write premium applies)
+    one_hour: bool = False  # a TTL miss that a 1-hour TTL would have served
+
+
+@dataclass(slots=True)
+class _Group:
+    calls: list[CallRecord] = field(default_factory=list)
+    hits: int = 0
+    below_minimum: int = 0
+    ttl_expired: int = 0
+    misses: dict[str, list[_Miss]] = field(default_factory=lambda: defaultdict(list))  # diagnosis -> misses
+
+
+class _Scanner:
+    """Walks the calls of all scopes once and sorts every call into its group's buckets."""
+
+    def __init__(self, read_fraction: float) -> None:
+        self.read_fraction = read_fraction
+        self.last_sent: dict[tuple[_Scope, str], int] = {}
+        self.written: set[tuple[_Scope, str]] = set()
+        self.first_segment: dict[tuple[_Scope, int, str], tuple[int, int]] = {}  # -> (approx tokens, last ns)
+        self.facts: dict[_Scope, CacheFacts] = {}
+        self.groups: dict[tuple[str, str, str], _Group] = defaultdict(_Group)
+
+    def scan(self, call: CallRecord) -> None:
+        prefixes = call.prefixes
+        scope: _Scope = (call.provider, call.model, call.server_address)
+        facts = self.facts.get(scope)
+        if facts is None:
+            facts = self.facts[scope] = cache_facts(call.provider, call.model)
+        group = self.groups[(call.task_name, call.step_name, call.model or "")]
+        group.calls.append(call)
+        now = call.start_ns
+        scale = call.input_tokens / prefixes[-1][1] if prefixes[-1][1] else 0.0
+        matched = -1
+        for position in range(len(prefixes) - 1, -1, -1):
+            if (scope, prefixes[position][0]) in self.last_sent:
+                matched = position
+                break
+        if matched >= 0:
+            self._classify(call, group, facts, scope, prefixes, matched, scale)
+        else:
+            self._check_breaker(call, group, facts, scope, prefixes, scale)
+        for boundary in prefixes:
+            self.last_sent[(scope, boundary[0])] = now
+        first = prefixes[0]
+        self.first_segment[(scope, first[2], first[3])] = (first[1], now)
+
+    def _classify(
+        self,
+        call: CallRecord,
+        group: _Group,
+        facts: CacheFacts,
+        scope: _Scope,
+        prefixes: tuple[tuple[str, int, int, str], ...],
+        matched: int,
+        scale: float,
+    ) -> None:
+        key = (scope, prefixes[matched][0])
+        prefix = min(call.input_tokens, round(prefixes[matched][1] * scale))
+        gap = call.start_ns - self.last_sent[key]
+        if facts.cacheable(prefix) == 0:
+            group.below_minimum += 1
+            return
+        if call.cache_read_tokens >= self.read_fraction * prefix:
+            group.hits += 1
+            self.written.add(key)
+            return
+        expired = gap > facts.ttl_ns
+        if expired:
+            group.ttl_expired += 1
+            if gap > _HOUR_NS:
+                return
+        # The part of P not already written in a live session is written (once) by this call.
+        already = 0
+        for boundary in prefixes[:matched]:
+            boundary_key = (scope, boundary[0])
+            if boundary_key in self.written and call.start_ns - self.last_sent[boundary_key] <= facts.ttl_ns:
+                already = round(boundary[1] * scale)
+        fresh = expired or key not in self.written
+        self.written.add(key)
+        write = max(prefix - already, 0) if fresh else 0
+        diagnosis = "ttl_expired" if expired else _diagnosis(call, facts)
+        group.misses[diagnosis].append(_Miss(call, prefix, write, one_hour=expired))
+
+    def _check_breaker(
+        self,
+        call: CallRecord,
+        group: _Group,
+        facts: CacheFacts,
+        scope: _Scope,
+        prefixes: tuple[tuple[str, int, int, str], ...],
+        scale: float,
+    ) -> None:
+        _, tokens, index, role = prefixes[0]
+        if index >= 0 and role not in {"system", "developer"}:
+            return  # a conversation's first user message differs by design
+        seen = self.first_segment.get((scope, index, role))
+        if seen is None:
+            return
+        seen_tokens, seen_ns = seen
+        if abs(seen_tokens - tokens) > max(8, _SAME_LENGTH * tokens) or call.start_ns - seen_ns > facts.ttl_ns:
+            return
+        prefix = min(call.input_tokens, round(tokens * scale))
+        if facts.cacheable(prefix) == 0 or call.cache_read_tokens >= self.read_fraction * prefix:
+            return
+        key = (scope, f"breaker:{index}:{role}")
+        fresh = key not in self.written
+        self.written.add(key)
+        group.misses["prefix_breaker"].append(_Miss(call, prefix, prefix if fresh else 0))
+
+
+def _diagnosis(call: CallRecord, facts: CacheFacts) -> str:
+    if facts.explicit:
+        return "breakpoint_misplaced" if call.cache_breakpoints else "no_breakpoint"
+    return "routing_miss"
+
+
+_SUGGESTIONS = {
+    "no_breakpoint": (
+        "Add cache_control at the end of the shared prefix (tools/system prompt) in step '{step}': {misses} calls "
+        "re-sent ~{prefix:,} shared tokens within the cache TTL without cache reads"
+    ),
+    "breakpoint_misplaced": (
+        "Move the cache_control breakpoint in step '{step}' to the end of the shared ~{prefix:,}-token prefix, "
+        "before content that changes: {misses} calls re-sent it without cache reads"
+    ),
+    "routing_miss": (
+        "Step '{step}' re-sent a ~{prefix:,}-token prefix {misses} times with no cache hits: keep it byte-identical "
+        "at the start of the request and set a prompt_cache_key (OpenAI) or an explicit cache"
+    ),
+    "prefix_breaker": (
+        "Something in the first ~{prefix:,} tokens of step '{step}' changes on every call (a timestamp or ID?): "
+        "move it after the stable prefix so {misses} calls can read it from the cache"
+    ),
+    "ttl_expired": (
+        "Calls of step '{step}' came back after the cache TTL had expired ({misses} calls, ~{prefix:,} shared "
+        "tokens): use a 1-hour cache TTL (Anthropic ttl='1h') or extended retention"
+    ),
+}
+_CONFIDENCE: dict[str, Confidence] = {"no_breakpoint": "high"}
+
+
+class PromptCacheRule:
+    """Flag shared prompt prefixes above the provider's minimum that were re-sent without cache reads."""
+
+    kind = "prompt_cache"
+
+    def run(self, context: RuleContext) -> list[Finding]:
+        """Return one finding per (task name, step, model, diagnosis) with a positive saving."""
+        settings = context.config.prompt_cache
+        scanner = _Scanner(settings.read_fraction_below)
+        for call in context.workload.calls:
+            if call.status == "error" or not call.usage_known or not call.prefixes:
+                continue  # embeddings and other calls without messages record no prefixes
+            scanner.scan(call)
+        book = PriceBook()
+        findings = []
+        for key in sorted(scanner.groups):
+            group = scanner.groups[key]
+            for diagnosis in sorted(group.misses):
+                misses = group.misses[diagnosis]
+                if len(misses) + 1 < settings.min_group_calls:
+                    continue
+                finding = self._finding(key, diagnosis, misses, group, scanner, book, context)
+                if finding is not None and finding.estimated_savings_usd >= Decimal(str(settings.min_savings_usd)):
+                    findings.append(finding)
+        return findings
+
+    def _finding(
+        self,
+        key: tuple[str, str, str],
+        diagnosis: str,
+        misses: list[_Miss],
+        group: _Group,
+        scanner: _Scanner,
+        book: PriceBook,
+        context: RuleContext,
+    ) -> Finding | None:
+        task, step, model = key
+        gross: list[tuple[str, Decimal]] = []
+        premium = ZERO
+        prices_used: dict[str, str] = {}
+        facts = cache_facts(misses[0].call.provider, misses[0].call.model)
+        for miss in misses:
+            prices = book.get(miss.call)
+            if prices is None:
+                continue
+            prices_used = prices.per_mtok()
+            served = max(facts.cacheable(miss.prefix_tokens) - miss.call.cache_read_tokens, 0)
+            if served:
+                gross.append((miss.call.span_id, served * prices.read_discount))
+            premium += miss.write_tokens * (prices.write_premium_1h if miss.one_hour else prices.write_premium)
+        gross_total = sum((amount for _, amount in gross), ZERO)
+        net = max(gross_total - premium, ZERO)
+        if not gross or net <= 0:
+            return None
+        keep = net / gross_total
+        saved = ZERO
+        claimed: list[str] = []
+        for span_id, amount in gross:
+            granted = context.ledger.claim(span_id, amount * keep)
+            if granted:
+                saved += granted
+                claimed.append(span_id)
+        if saved <= 0:
+            return None
+        confidence = _CONFIDENCE.get(diagnosis, "medium")
+        prefix = round(median(miss.prefix_tokens for miss in misses))
+        current = sum((call.cost or ZERO for call in group.calls), ZERO)
+        first = misses[0].call
+        unit = book.get(first)
+        evidence = {
+            "diagnosis": diagnosis,
+            "calls": len(group.calls),
+            "missed_calls": len(misses),
+            "cache_hits": group.hits,
+            "below_minimum": group.below_minimum,
+            "ttl_expired": group.ttl_expired,
+            "shared_prefix_tokens_median": prefix,
+            "min_cacheable_tokens": facts.minimum_tokens,
+            "ttl_seconds": facts.ttl_ns // 1_000_000_000,
+            "facts_source": facts.source,
+            "cache_breakpoints": first.cache_breakpoints or 0,
+            "gross_read_savings_usd": str(gross_total),
+            "write_premium_usd": str(premium),
+            "break_even_reads": (
+                round(float(unit.write_premium / unit.read_discount), 2) if unit and unit.read_discount else None
+            ),
+            "prices": prices_used,
+            "formula": "sum (cacheable(P) - cache_read) x (p_in - p_read) - written tokens x (p_write - p_in)",
+        }
+        low = saved * Decimal("0.5") if confidence == "medium" else saved * Decimal("0.8")
+        return Finding(
+            kind=self.kind,
+            task=task,
+            step=step,
+            model=model or None,
+            current_cost_usd=current,
+            estimated_savings_usd=saved,
+            savings_range_usd=(low, saved),
+            confidence=confidence,
+            suggestion=_SUGGESTIONS[diagnosis].format(step=step, misses=len(misses), prefix=prefix),
+            evidence=evidence,
+            span_ids=tuple(claimed),
+        )
+
+
+RULE = PromptCacheRule()

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from agentprof.analytics import Filters
+from agentprof.exceptions import ConfigError
+from agentprof.reports.rules._base import CallRecord, Finding
+from agentprof.reports.rules._config import RulesConfig
+from agentprof.reports.rules._engine import RULE_ORDER, load_rule, load_workload, run_rules, selected_kinds
+from agentprof.store.schema import MONEY, metadata, model_calls, spans
+from tests.analytics._data import BASE, populate
+from tests.reports.rules._call_factory import call, run_engine, tool
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sa.Connection]:
+    engine = sa.create_engine("duckdb:///" + str(tmp_path / "t.duckdb"))
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        populate(connection)
+        connection.execute(
+            model_calls.update()
+            .where(model_calls.c.span_id == "c1")
+            .values(cost_usd=sa.cast(sa.literal("0.123456789012345678", sa.String()), MONEY))
+        )
+        for span_id, kind, step_kind in (("tool1", "step", "tool"), ("step1", "step", "step")):
+            connection.execute(
+                spans.insert().values(
+                    span_id=span_id, trace_id="t", kind=kind, name="search", task_id="a1a1a1a1a1a1a1a1",
+                    task_name="triage", step_name="search", step_kind=step_kind, start_time=BASE,
+                    start_time_ns=5, end_time_ns=6, duration_ms=0.0, status="ok", tool_args_hash="a",
+                    tool_result_hash="r",
+                )
+            )  # fmt: skip
+    with engine.connect() as connection:
+        yield connection
+    engine.dispose()
+
+
+def test_rule_order_is_the_documented_one() -> None:
+    assert RULE_ORDER == (
+        "retry_storm", "exact_cache", "redundant_tool", "prompt_cache", "wasted_cache_write", "context_growth",
+        "long_context_tier", "cheaper_model",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", RULE_ORDER)
+def test_every_rule_module_exposes_its_rule(kind: str) -> None:
+    assert load_rule(kind).kind == kind
+
+
+def test_load_workload_reads_calls_in_order_with_exact_costs(conn: sa.Connection) -> None:
+    workload = load_workload(conn, Filters())
+    assert [c.span_id for c in workload.calls] == ["c8", "c1", "c2", "c3", "c4", "c5", "c6", "c7"]  # by start
+    first = workload.calls[1]
+    assert isinstance(first, CallRecord)
+    assert first.cost == Decimal("0.123456789012345678")
+    assert (first.task_name, first.step_name, first.model, first.input_tokens) == (
+        "triage",
+        "classify",
+        "gpt-4o-mini",
+        1000,
+    )
+    assert workload.calls[3].model == "claude-sonnet-4-20250514"  # the response model wins
+    assert [c.cost for c in workload.calls if c.span_id in ("c6", "c7")] == [None, None]  # unpriced, not $0
+    assert [(t.span_id, t.args_hash, t.result_hash) for t in workload.tools] == [
+        ("tool1", "a", "r"),
+        ("s6", None, None),
+    ]
+
+
+def test_load_workload_honours_since_and_task(conn: sa.Connection) -> None:
+    triage = load_workload(conn, Filters(task="triage"))
+    assert {c.task_name for c in triage.calls} == {"triage"}
+    assert [t.span_id for t in triage.tools] == ["tool1"]
+    later = load_workload(conn, Filters(since=datetime(2025, 1, 1, 10, 30)))
+    assert [c.span_id for c in later.calls] == ["c5", "c6", "c7"]
+    assert [t.span_id for t in later.tools] == ["s6"]  # tool1 started before, step1 is no tool
+    assert [t.span_id for t in load_workload(conn, Filters(task="research")).tools] == ["s6"]
+
+
+def test_run_rules_on_a_store(conn: sa.Connection) -> None:
+    findings = run_rules(conn, Filters(), rules=["exact_cache", "retry_storm"])
+    assert findings == []  # the hand-made store repeats no request
+
+
+def workload() -> tuple[list[CallRecord], list]:
+    """Repeats in two steps, and a duplicate tool call issued by a call that is itself a repeat."""
+    calls = [call(f"a{i}", at=i, task=f"t{i}", step="faq", fingerprint=f"q{i % 3}", cost="0.5") for i in range(6)]
+    calls += [call(f"b{i}", at=10 + i, task=f"t{i}", step="label", fingerprint="same") for i in range(3)]
+    calls += [call("d1", at=20, task="t9", step="agent", fingerprint="agent"),
+              call("d2", at=22, task="t9", step="agent", fingerprint="agent")]  # fmt: skip
+    tools = [tool("s1", at=21, task="t9"), tool("s2", at=23, task="t9")]
+    return calls, tools
+
+
+def test_findings_are_ranked_and_deterministic() -> None:
+    calls, tools = workload()
+    findings = run_engine(calls, tools, rules=["exact_cache", "redundant_tool"])
+    assert [(f.kind, f.step) for f in findings] == [
+        ("exact_cache", "faq"), ("exact_cache", "label"), ("exact_cache", "agent"), ("redundant_tool", "search")
+    ]  # fmt: skip
+    assert [f.rank_key for f in findings] == sorted(f.rank_key for f in findings)
+    assert run_engine(calls, tools, rules=["exact_cache", "redundant_tool"]) == findings
+    assert run_engine(list(reversed(calls)), tools, rules=["exact_cache", "redundant_tool"]) == findings
+
+
+def test_one_ledger_never_saves_a_call_twice() -> None:
+    calls, tools = workload()
+    alone = run_engine(calls, tools, rules=["redundant_tool"])
+    assert alone[0].estimated_savings_usd == Decimal("0.0001")  # 10 output tokens of gpt-4o
+    together = run_engine(calls, tools, rules=["redundant_tool", "exact_cache"])  # still run in RULE_ORDER
+    by_kind: dict[str, Finding] = {f.kind: f for f in together}
+    assert by_kind["redundant_tool"].estimated_savings_usd == 0  # exact_cache claimed d2 in full first
+    assert by_kind["redundant_tool"].confidence == "low"
+    assert sum(f.estimated_savings_usd for f in together) == Decimal("1.53")  # 3 x $0.50 + 2 x $0.01 + $0.01
+
+
+def test_config_enabled_and_unknown_names() -> None:
+    calls, tools = workload()
+    only_tools = RulesConfig(enabled=("redundant_tool",))
+    assert {f.kind for f in run_engine(calls, tools, config=only_tools)} == {"redundant_tool"}
+    assert selected_kinds(RulesConfig(enabled=("cheaper_model", "retry_storm"))) == ["retry_storm", "cheaper_model"]
+    assert selected_kinds(only_tools, ["exact_cache"]) == []
+    with pytest.raises(ValueError, match="unknown rule 'nope'"):
+        selected_kinds(RulesConfig(), ["nope"])
+    with pytest.raises(ConfigError, match=r"\[tool.agentprof.rules\] enabled: unknown rule 'nope'"):
+        selected_kinds(RulesConfig(enabled=("nope",)))
