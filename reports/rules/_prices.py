@@ -89,7 +89,7 @@ class PriceBook:
         """
         level = call.input_tokens if input_tokens is None else input_tokens
         starts = self.tier_starts(call)
-        tier_start = max((start for start in starts if start <= level), default=0)
+        tier_start = max((start for start in starts if start < level), default=0)  # tiers apply above start
         key = (call.provider, call.model, call.server_address, tier_start)
         if key not in self._prices:
             self._prices[key] = self._lookup(call, tier_start)
@@ -149,7 +149,7 @@ class PriceBook:
         ref = self._ref(call)
         moment = _moment(call)
         user_prices = self._user()
-        level = tier_start or _PROBE_TOKENS
+        level = tier_start + 1 if tier_start else _PROBE_TOKENS
 
         def cost(**parts: int) -> Decimal | None:
             result = price_call(CanonicalUsage(**parts), ref, timestamp=moment, user_prices=user_prices)  # type: ignore[arg-type]

@@ -5,9 +5,10 @@ Pro, 272k for GPT-5.4+, as genai-prices records them) *every* token of the reque
 the higher rate. A call whose input is at most ``max_over_fraction`` above a tier start could be
 trimmed below it, and the whole request would then be billed at the lower rate.
 
-Savings per call = recorded cost - cost of the same call with its input capped at
-``tier_start - 1`` tokens (trimmed from the uncached part first, then cache reads, then cache
-writes; output unchanged), re-priced exactly through :func:`agentprof.pricing.price_call`.
+Savings per call = recorded cost - cost of the same call with its input capped at the tier start
+(genai-prices applies a tier to requests *above* its start), trimmed from the uncached part first,
+then cache reads, then cache writes, output unchanged, re-priced exactly through
+:func:`agentprof.pricing.price_call`.
 Confidence ``medium``: the arithmetic is exact, but trimming can drop context the step needs.
 Findings per (task name, step, model), claimed from the ledger.
 """
@@ -68,12 +69,12 @@ class LongContextTierRule:
             count, cost = spend[group]
             spend[group] = (count + 1, cost + call.cost)
             starts = book.tier_starts(call)
-            if not starts or call.input_tokens < starts[0]:
+            if not starts or call.input_tokens <= starts[0]:
                 continue
-            start = max(s for s in starts if s <= call.input_tokens)
+            start = max(s for s in starts if s < call.input_tokens)  # a tier prices requests *above* its start
             if call.input_tokens > start * (1 + settings.max_over_fraction):
                 continue
-            trimmed = book.cost(call, _capped_usage(call, start - 1))
+            trimmed = book.cost(call, _capped_usage(call, start))
             if trimmed is None or trimmed >= call.cost:
                 continue
             over[group].append((call, start, call.cost - trimmed))
@@ -96,7 +97,7 @@ class LongContextTierRule:
                 claimed.append(call.span_id)
         step_calls, current = spend
         starts = sorted({start for _, start, _ in calls})
-        over_tokens = [call.input_tokens - start + 1 for call, start, _ in calls]
+        over_tokens = [call.input_tokens - start for call, start, _ in calls]
         evidence = {
             "calls_over_tier": len(calls),
             "step_calls": step_calls,
@@ -104,10 +105,10 @@ class LongContextTierRule:
             "input_tokens_median": round(median(call.input_tokens for call, _, _ in calls)),
             "tokens_to_trim_median": round(median(over_tokens)),
             "tokens_to_trim_max": max(over_tokens),
-            "formula": "sum cost(call) - cost(call with input capped at tier_start - 1)",
+            "formula": "sum cost(call) - cost(call with input capped at tier_start)",
         }
         suggestion = (
-            f"Trim the context of step '{step}' below {starts[0]:,} input tokens: {len(calls)} calls crossed the "
+            f"Trim the context of step '{step}' to {starts[0]:,} input tokens or fewer: {len(calls)} calls crossed the "
             f"long-context price tier by at most {max(over_tokens):,} tokens and paid the higher rate on every token"
         )
         return Finding(

@@ -71,7 +71,8 @@ class _Scanner:
     def __init__(self, read_fraction: float) -> None:
         self.read_fraction = read_fraction
         self.last_sent: dict[tuple[_Scope, str], int] = {}
-        self.written: set[tuple[_Scope, str]] = set()
+        self.written: set[tuple[_Scope, str]] = set()  # prefixes in a live cache session (caching on)
+        self.written_1h: set[tuple[_Scope, str]] = set()  # the same, had the TTL been one hour
         self.first_segment: dict[tuple[_Scope, int, str], tuple[int, int]] = {}  # -> (approx tokens, last ns)
         self.facts: dict[_Scope, CacheFacts] = {}
         self.groups: dict[tuple[str, str, str], _Group] = defaultdict(_Group)
@@ -124,18 +125,22 @@ class _Scanner:
         if expired:
             group.ttl_expired += 1
             if gap > _HOUR_NS:
+                self.written_1h.discard(key)
                 return
+            # A 1-hour TTL would have kept the entry alive: written once per 1-hour session.
+            write = 0 if key in self.written_1h else prefix
+            self.written_1h.add(key)
+            group.misses["ttl_expired"].append(_Miss(call, prefix, write, one_hour=True))
+            return
         # The part of P not already written in a live session is written (once) by this call.
         already = 0
         for boundary in prefixes[:matched]:
             boundary_key = (scope, boundary[0])
             if boundary_key in self.written and call.start_ns - self.last_sent[boundary_key] <= facts.ttl_ns:
                 already = round(boundary[1] * scale)
-        fresh = expired or key not in self.written
+        write = 0 if key in self.written else max(prefix - already, 0)
         self.written.add(key)
-        write = max(prefix - already, 0) if fresh else 0
-        diagnosis = "ttl_expired" if expired else _diagnosis(call, facts)
-        group.misses[diagnosis].append(_Miss(call, prefix, write, one_hour=expired))
+        group.misses[_diagnosis(call, facts)].append(_Miss(call, prefix, write))
 
     def _check_breaker(
         self,

@@ -30,7 +30,6 @@ from ._prices import PriceBook
 
 _MINUTE_NS = 60 * 1_000_000_000
 _HOUR_NS = 60 * _MINUTE_NS
-_FIT = 1.1  # a boundary up to 10% past the written length still counts (token positions are approximate)
 
 _Scope = tuple[str | None, str | None, str | None]
 
@@ -52,17 +51,17 @@ class _Signal:
 
 
 def _written_hash(call: CallRecord) -> str | None:
-    """The boundary hash of the prefix ``call`` wrote (the longest one within cache_read + cache_write)."""
+    """The boundary hash of the prefix ``call`` wrote: the one closest to cache_read + cache_write tokens.
+
+    Breakpoints sit at segment ends, so the written length is a boundary's real position; the
+    recorded positions are approximate (scaled to the real input), hence "closest".
+    """
     prefixes = call.prefixes
     if not prefixes or not prefixes[-1][1]:
         return None
     written = call.cache_read_tokens + call.cache_write_tokens
     scale = call.input_tokens / prefixes[-1][1]
-    best = None
-    for hash_, tokens, _, _ in prefixes:
-        if tokens * scale <= written * _FIT:
-            best = hash_
-    return best
+    return min(prefixes, key=lambda boundary: abs(boundary[1] * scale - written))[0]
 
 
 class WastedCacheWriteRule:

@@ -24,7 +24,7 @@ from agentprof.reports.rules._engine import load_workload, run_rules
 from agentprof.reports.rules.cheaper_model import usage_of
 from agentprof.store import open_store
 from agentprof.testserver import TestServer
-from tests.reports.rules._call_factory import T0, call, run
+from tests.reports.rules._call_factory import call, run
 
 LABELS = ("billing", "account", "bug", "other")
 
