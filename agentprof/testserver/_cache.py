@@ -44,6 +44,7 @@ from agentprof.testserver._tokens import PromptLayout
 
 ANTHROPIC_DEFAULT_MIN_CACHEABLE_TOKENS = 1024
 ANTHROPIC_MIN_CACHEABLE_TOKENS: Mapping[str, int] = {
+    "claude-opus-4-6": 4096,
     "claude-opus-4-5": 4096,
     "claude-haiku-4-5": 4096,
     "claude-3-5-haiku": 2048,

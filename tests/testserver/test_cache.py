@@ -79,15 +79,15 @@ def test_anthropic_below_minimum_caches_nothing(anthropic_client: anthropic.Anth
 
 
 def test_anthropic_minimum_depends_on_the_model(anthropic_client: anthropic.Anthropic) -> None:
-    long = cached_system("s" * 10000)  # 2500 tokens: enough for Sonnet, not for Haiku 4.5 or Opus 4.5 (4096)
+    long = cached_system("s" * 10000)  # 2500 tokens: enough for Sonnet, not for Haiku 4.5 or Opus 4.6 (4096)
     assert usage_tuple(ask(anthropic_client, long, model=CLAUDE))[1] == 2500
     assert usage_tuple(ask(anthropic_client, long, model="claude-haiku-4-5"))[1:] == (0, 0)
-    assert usage_tuple(ask(anthropic_client, long, model="claude-opus-4-5-20251101"))[1:] == (0, 0)
+    assert usage_tuple(ask(anthropic_client, long, model="claude-opus-4-6"))[1:] == (0, 0)
 
 
 def test_anthropic_cache_is_per_model(anthropic_client: anthropic.Anthropic) -> None:
     ask(anthropic_client)
-    assert usage_tuple(ask(anthropic_client, model="claude-opus-4-6"))[1:] == (1250, 0)
+    assert usage_tuple(ask(anthropic_client, model="claude-opus-4-1"))[1:] == (1250, 0)
 
 
 def test_anthropic_breakpoints_on_tools_and_system(anthropic_client: anthropic.Anthropic) -> None:
