@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from agentprof._config import resolve_store_location
 from agentprof.analytics import Filters
 from agentprof.cli import main
-from agentprof.reports.rules._base import _parse_prefixes
+from agentprof.reports.rules._base import clear_parse_caches
 from agentprof.reports.rules._engine import load_workload, run_rules
 from agentprof.store import open_store
 
@@ -135,7 +135,7 @@ def build_store(directory: Path, calls: int) -> None:
 def timed(function: object, repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
-        _parse_prefixes.cache_clear()  # every report starts cold: parsed prefixes must not carry over
+        clear_parse_caches()  # every report starts cold: parsed prefixes must not carry over
         start = time.perf_counter()
         function()  # type: ignore[operator]
         times.append(time.perf_counter() - start)
@@ -160,7 +160,7 @@ def main_() -> None:
         runner = CliRunner()
         report_times = []
         for _ in range(args.repeat):
-            _parse_prefixes.cache_clear()
+            clear_parse_caches()
             start = time.perf_counter()
             result = runner.invoke(main, ["report", "--db", str(directory), "--format", "json"])
             report_times.append(time.perf_counter() - start)

@@ -17,7 +17,6 @@ import gc
 import importlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from itertools import starmap
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -129,8 +128,8 @@ def load_workload(conn: Connection, filters: Filters) -> Workload:
         sa.select(*_TOOL_COLUMNS).where(*_tool_conditions(filters)).order_by(spans.c.start_time_ns, spans.c.span_id)
     )
     with _no_cyclic_gc():
-        calls = list(starmap(CallRecord, _driver_rows(conn, calls_query)))
-        tools = list(starmap(ToolRecord, _driver_rows(conn, tools_query)))
+        calls = list(map(CallRecord._make, _driver_rows(conn, calls_query)))
+        tools = list(map(ToolRecord._make, _driver_rows(conn, tools_query)))
     return Workload(calls=calls, tools=tools)
 
 

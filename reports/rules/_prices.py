@@ -26,9 +26,12 @@ _PROBE_TOKENS = 10_000  # below every long-context tier start genai-prices knows
 _MTOK = Decimal(1_000_000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class UnitPrices:
     """A model's price per token (USD) for each kind of token, at one tier and moment.
+
+    Compared and hashed by identity: :class:`PriceBook` hands out one instance per price entry,
+    and rules group calls by it (hashing five Decimals per call would cost more than the rule).
 
     Attributes:
         input: Uncached input.
@@ -89,11 +92,15 @@ class PriceBook:
         """
         level = call.input_tokens if input_tokens is None else input_tokens
         starts = self.tier_starts(call)
-        tier_start = max((start for start in starts if start < level), default=0)  # tiers apply above start
+        tier_start = 0
+        if starts and level > starts[0]:
+            tier_start = max(start for start in starts if start < level)  # tiers apply above their start
         key = (call.provider, call.model, call.server_address, tier_start)
-        if key not in self._prices:
-            self._prices[key] = self._lookup(call, tier_start)
-        return self._prices[key]
+        try:
+            return self._prices[key]
+        except KeyError:
+            prices = self._prices[key] = self._lookup(call, tier_start)
+            return prices
 
     def cost(self, call: CallRecord, usage: CanonicalUsage) -> Decimal | None:
         """Exact cost of ``usage`` on ``call``'s model at ``call``'s time, as the store priced it."""
@@ -109,9 +116,10 @@ class PriceBook:
         or priced by the user's own table (flat prices).
         """
         key = (call.provider, call.model, call.server_address)
-        if key not in self._tiers:
-            self._tiers[key] = self._lookup_tiers(call)
-        return self._tiers[key]
+        starts = self._tiers.get(key)
+        if starts is None:
+            starts = self._tiers[key] = self._lookup_tiers(call)
+        return starts
 
     def _ref(self, call: CallRecord) -> Any:
         from agentprof.pricing import resolve_model

@@ -15,8 +15,8 @@ Money, with the model's own unit prices (:class:`~._prices.PriceBook`, at the lo
 * when ``cached_fraction = Σ cache_read / Σ input`` is below ``low_cached_fraction``, the saving of
   prompt caching the re-sent part: Σ ``max(0, shared_k - cache_read_k) x (p_in - p_read)`` minus the
   write premium ``Σ new_k x (p_write - p_in)`` (every new part is written once; 0 for providers whose
-  writes are free). Only what the ledger left is claimed (``prompt_cache`` runs earlier and may have
-  claimed it): confidence ``medium`` (assumes the provider serves the hits).
+  writes are free), less whatever earlier rules already claimed on the same call (``prompt_cache``
+  runs first and claims the same fix): confidence ``medium`` (assumes the provider serves the hits).
 * otherwise the loop is already cached: reported with no saving and ``low`` confidence, suggesting
   to compact or trim the history (a quality risk, so no dollar figure is promised).
 
@@ -59,16 +59,26 @@ def _fit(values: Sequence[int]) -> tuple[float, float]:
 
 
 def _shared_tokens(call: CallRecord, before: CallRecord) -> int:
-    """Tokens of ``call``'s input shared with ``before`` (common prefix fingerprints, scaled to real tokens)."""
-    mine, theirs = call.prefixes, before.prefixes
-    common = 0
-    for (hash_a, tokens, _, _), (hash_b, _, _, _) in zip(mine, theirs, strict=False):
-        if hash_a != hash_b:
-            break
-        common = tokens
-    total = mine[-1][1] if mine else 0
+    """Tokens of ``call``'s input shared with ``before`` (common prefix fingerprints, scaled to real tokens).
+
+    Boundary hashes are chained, so once two boundaries differ every later one does: the common
+    prefix is found by bisection, and in the usual loop (``call`` extends ``before``) by one test.
+    """
+    mine, tokens = call.boundaries
+    theirs = before.boundaries[0]
+    total = tokens[-1] if tokens else 0
     if not total:
         return 0
+    low, high = 0, min(len(mine), len(theirs))  # mine[:low] == theirs[:low]
+    if high and mine[high - 1] == theirs[high - 1]:
+        low = high
+    while low < high:
+        middle = (low + high + 1) // 2
+        if mine[middle - 1] == theirs[middle - 1]:
+            low = middle
+        else:
+            high = middle - 1
+    common = tokens[low - 1] if low else 0
     return min(call.input_tokens, round(common * call.input_tokens / total))
 
 
@@ -86,13 +96,14 @@ def _first_prefix_hash(call: CallRecord) -> str:
         end = text.find('"', _FIRST_HASH_AT)
         if end > 0:
             return text[_FIRST_HASH_AT:end]
-    return call.prefixes[0][0]
+    return call.boundaries[0][0]
 
 
 def _loops(calls: Sequence[CallRecord]) -> dict[tuple[str, str, str], list[CallRecord]]:
     loops: dict[tuple[str, str, str], list[CallRecord]] = defaultdict(list)
     for call in calls:
-        if call.task_id is None or call.status == "error" or not call.usage_known or not call.prefixes:
+        text = call.prefix_fingerprints_json
+        if call.task_id is None or call.status == "error" or not call.usage_known or not text or text == "[]":
             continue
         loops[(call.task_id, call.step_name, _first_prefix_hash(call))].append(call)
     return loops
@@ -164,7 +175,9 @@ class ContextGrowthRule:
             gross_total = sum((amount for _, amount in gross), ZERO)
             keep = max(gross_total - write_premium, ZERO) / gross_total if gross_total else ZERO
             for span_id, amount in gross:
-                granted = context.ledger.claim(span_id, amount * keep)
+                # Caching the re-sent history is the fix ``prompt_cache`` may already have claimed on
+                # these calls: only what goes beyond the earlier claims is this rule's saving.
+                granted = context.ledger.claim(span_id, amount * keep - context.ledger.claimed(span_id))
                 if granted:
                     saved += granted
                     claimed.append(span_id)

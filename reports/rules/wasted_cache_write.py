@@ -37,7 +37,6 @@ _Scope = tuple[str | None, str | None, str | None]
 @dataclass(slots=True)
 class _Write:
     call: CallRecord
-    key: tuple[_Scope, str]
     ttl_ns: int
     one_hour: bool
     last_use_ns: int
@@ -56,12 +55,13 @@ def _written_hash(call: CallRecord) -> str | None:
     Breakpoints sit at segment ends, so the written length is a boundary's real position; the
     recorded positions are approximate (scaled to the real input), hence "closest".
     """
-    prefixes = call.prefixes
-    if not prefixes or not prefixes[-1][1]:
+    hashes, tokens = call.boundaries
+    if not hashes or not tokens[-1]:
         return None
     written = call.cache_read_tokens + call.cache_write_tokens
-    scale = call.input_tokens / prefixes[-1][1]
-    return min(prefixes, key=lambda boundary: abs(boundary[1] * scale - written))[0]
+    scale = call.input_tokens / tokens[-1]
+    closest = min(range(len(hashes)), key=lambda position: abs(tokens[position] * scale - written))
+    return hashes[closest]
 
 
 class WastedCacheWriteRule:
@@ -72,15 +72,22 @@ class WastedCacheWriteRule:
     def run(self, context: RuleContext) -> list[Finding]:
         """Return findings per (task name, step, model) for the ``never_read`` and ``ttl_1h_unneeded`` signals."""
         settings = context.config.wasted_cache_write
-        open_writes: dict[tuple[_Scope, str], list[_Write]] = defaultdict(list)
+        # Per cache scope, the writes by written prefix hash (empty for scopes that never write,
+        # which then cost one dictionary lookup per call).
+        open_writes: dict[_Scope, dict[str, list[_Write]]] = defaultdict(dict)
         writes: list[_Write] = []
         for call in context.workload.calls:
-            if call.status == "error" or not call.usage_known or not call.prefixes:
+            if call.status == "error" or not call.usage_known:
                 continue
-            scope: _Scope = (call.provider, call.model, call.server_address)
+            scoped = open_writes[(call.provider, call.model, call.server_address)]
+            if not scoped and call.cache_write_tokens <= 0:
+                continue
+            hashes = call.boundaries[0]
+            if not hashes:
+                continue
             now = call.start_ns
-            for hash_, _, _, _ in call.prefixes:
-                for write in open_writes.get((scope, hash_), ()):
+            for hash_ in hashes:
+                for write in scoped.get(hash_, ()):
                     if write.call is call or now - write.last_use_ns > write.ttl_ns:
                         continue
                     if call.cache_read_tokens > 0:
@@ -94,8 +101,8 @@ class WastedCacheWriteRule:
                 continue
             one_hour = bool(call.cache_write_1h_tokens)
             ttl = _HOUR_NS if one_hour else cache_facts(call.provider, call.model).ttl_ns
-            write = _Write(call, (scope, written), ttl, one_hour, now)
-            open_writes[(scope, written)].append(write)
+            write = _Write(call, ttl, one_hour, now)
+            scoped.setdefault(written, []).append(write)
             writes.append(write)
         signals: dict[tuple[str, str, str, str], _Signal] = defaultdict(_Signal)
         for write in writes:

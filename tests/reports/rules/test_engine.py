@@ -132,3 +132,15 @@ def test_config_enabled_and_unknown_names() -> None:
         selected_kinds(RulesConfig(), ["nope"])
     with pytest.raises(ConfigError, match=r"\[tool.agentprof.rules\] enabled: unknown rule 'nope'"):
         selected_kinds(RulesConfig(enabled=("nope",)))
+
+
+def test_prompt_cache_and_context_growth_never_claim_the_same_caching_twice() -> None:
+    from tests.reports.rules.test_context_growth import loop
+
+    calls = loop("t1") + loop("t2")
+    alone = {kind: sum(f.estimated_savings_usd for f in run_engine(calls, rules=[kind]))
+             for kind in ("prompt_cache", "context_growth")}  # fmt: skip
+    together = run_engine(calls, rules=["prompt_cache", "context_growth"])
+    total = sum(f.estimated_savings_usd for f in together)
+    assert alone["prompt_cache"] > 0 and alone["context_growth"] > 0
+    assert max(alone.values()) <= total < alone["prompt_cache"] + alone["context_growth"]

@@ -122,3 +122,8 @@ def test_thresholds_are_configurable_and_errors_and_embeddings_are_ignored() -> 
     assert run("prompt_cache", failed) == []
     embeddings = plan_calls(prefix_fingerprints_json="[]", operation="embeddings")
     assert run("prompt_cache", embeddings) == []
+
+
+def test_a_few_system_prompt_variants_of_equal_length_are_not_breakers() -> None:
+    variants = plan_calls(n=12, system_hash=lambda k: f"variant-{k % 3}")  # three prompts, each reused
+    assert {f.evidence["diagnosis"] for f in run("prompt_cache", variants)} == {"no_breakpoint"}
