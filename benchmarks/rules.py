@@ -23,6 +23,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import tempfile
 import time
@@ -33,8 +34,9 @@ from click.testing import CliRunner
 from agentprof._config import resolve_store_location
 from agentprof.analytics import Filters
 from agentprof.cli import main
-from agentprof.reports.rules._base import clear_parse_caches
-from agentprof.reports.rules._engine import load_workload, run_rules
+from agentprof.reports.rules._base import ResidualLedger, RuleContext, Workload, clear_parse_caches
+from agentprof.reports.rules._config import RulesConfig
+from agentprof.reports.rules._engine import load_rule, load_workload, run_rules, selected_kinds
 from agentprof.store import open_store
 
 BASE_NS = 1_767_225_600 * 1_000_000_000  # 2026-01-01 00:00 UTC
@@ -157,6 +159,8 @@ def main_() -> None:
             load_times = timed(lambda: load_workload(conn, Filters()), args.repeat)
             rule_times = timed(lambda: run_rules(conn, Filters()), args.repeat)
             findings = run_rules(conn, Filters())
+            workload = load_workload(conn, Filters())
+        per_rule = time_each_rule(workload)
         runner = CliRunner()
         report_times = []
         for _ in range(args.repeat):
@@ -168,12 +172,33 @@ def main_() -> None:
     print(f"load_workload:              median {statistics.median(load_times):.3f} s  ({_runs(load_times)})")
     print(f"run_rules (load + rules):   median {statistics.median(rule_times):.3f} s  ({_runs(rule_times)})")
     print(f"agentprof report --format json: median {statistics.median(report_times):.3f} s  ({_runs(report_times)})")
+    parts = ", ".join(f"{kind} {seconds:.3f}" for kind, seconds in per_rule.items())
+    print(f"one run, s:                 {parts}")
     print(f"{len(findings)} findings:")
     for finding in findings:
         print(
             f"  {finding.kind:<18} {finding.task:<10} {finding.step:<12} saves ${finding.estimated_savings_usd:.2f}"
             f" ({finding.confidence})"
         )
+
+
+def time_each_rule(workload: Workload) -> dict[str, float]:
+    """Seconds per rule in one cold run (prefix parsing, timed on its own, comes first)."""
+    clear_parse_caches()
+    gc.disable()  # as run_rules does
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    for call in workload.calls:
+        call.boundaries  # noqa: B018 - what the prefix rules parse, timed on its own
+    seconds["parse"] = time.perf_counter() - start
+    config = RulesConfig()
+    context = RuleContext(workload=workload, config=config, ledger=ResidualLedger(workload.calls))
+    for kind in selected_kinds(config):
+        start = time.perf_counter()
+        load_rule(kind).run(context)
+        seconds[kind] = time.perf_counter() - start
+    gc.enable()
+    return seconds
 
 
 def _runs(times: list[float]) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -30,7 +31,7 @@ def render_text(report: Report, console: Console) -> None:
         console.print(models_table(report))
     console.print()
     if report.recommendations:
-        console.print(recommendations_table(report.recommendations))
+        console.print(recommendations_blocks(report.recommendations))
     else:
         console.print(Text("Recommendations", style="italic"))
         console.print(NO_RECOMMENDATIONS)
@@ -41,18 +42,18 @@ def render_text(report: Report, console: Console) -> None:
 NO_RECOMMENDATIONS = "No recommendations: no rule found waste in this selection."
 
 
-def recommendations_table(recommendations: list[Recommendation]) -> Table:
-    """One row per recommendation, most valuable first (savings x confidence weight)."""
-    table = _table("Recommendations")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("Kind", overflow="fold")
-    table.add_column("Where", overflow="fold")
-    table.add_column("Saves", justify="right")
-    table.add_column("Confidence", no_wrap=True)
-    table.add_column("Suggestion", overflow="fold", ratio=1)
+def recommendations_blocks(recommendations: list[Recommendation]) -> Group:
+    """One block per recommendation, most valuable first (savings x confidence weight).
+
+    Blocks, not a table: a table squeezed into a terminal wraps every suggestion into a narrow
+    column, and the suggestion is the part a user acts on. Markdown output has the table.
+    """
+    parts: list[RenderableType] = [Text("Recommendations", style="italic")]
     for number, item in enumerate(recommendations, start=1):
-        table.add_row(str(number), item.kind, Text(where(item)), savings(item), item.confidence, Text(item.suggestion))
-    return table
+        parts.append(Text.assemble((f"{number:>2}. {item.kind}", "bold"), f"  {where(item)}"))
+        details = Text(f"saves {savings(item)} · {item.confidence} confidence\n{item.suggestion}")
+        parts.append(Padding(details, (0, 0, 0, 4)))
+    return Group(*parts)
 
 
 def where(item: Recommendation) -> str:

@@ -15,7 +15,7 @@ import click
 
 @click.command()
 @click.option("--db", default=None, help="Store for the demo data (default: a new temporary directory).")
-@click.option("--rounds", default=2, show_default=True, type=click.IntRange(1, 1000), help="Passes over the tickets.")
+@click.option("--rounds", default=4, show_default=True, type=click.IntRange(1, 1000), help="Passes over the tickets.")
 @click.pass_context
 def demo(ctx: click.Context, db: str | None, rounds: int) -> None:
     """Run the example agent against a local model server and report its cost."""

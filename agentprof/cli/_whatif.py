@@ -270,12 +270,9 @@ def render_whatif(answer: WhatIf, console: Console) -> None:
     )
     if answer.unpriced_calls:
         console.print(f"Not included: {unpriced_note(answer.unpriced_calls)}.")
-    table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-    for header in ("Task", "Tasks", "Calls", "Now / task", "What-if / task", "Now total", "What-if total", "Range"):
-        table.add_column(header, justify="left" if header == "Task" else "right")
+    rows: list[tuple[str, ...]] = []
     for row in answer.by_task_name:
-        low, high = row.whatif_range_usd
-        table.add_row(
+        rows.append((
             row.task,
             f"{row.tasks:,}",
             f"{row.calls:,}",
@@ -283,11 +280,9 @@ def render_whatif(answer: WhatIf, console: Console) -> None:
             money(row.mean_whatif_usd),
             money(row.current_cost_usd),
             money(row.whatif_cost_usd),
-            f"{money(low)} - {money(high)}",
-        )
+        ))  # fmt: skip
     if len(answer.by_task_name) > 1:
-        low, high = answer.whatif_range_usd
-        table.add_row(
+        rows.append((
             "all",
             f"{answer.tasks:,}",
             f"{answer.calls:,}",
@@ -295,13 +290,23 @@ def render_whatif(answer: WhatIf, console: Console) -> None:
             money(answer.mean_per_task.whatif_usd),
             money(answer.current_cost_usd),
             money(answer.whatif_cost_usd),
-            f"{money(low)} - {money(high)}",
-        )
+        ))  # fmt: skip
+    table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    table.add_column("Task", overflow="fold", min_width=min(max((len(row[0]) for row in rows), default=4), 16))
+    headers = ("Tasks", "Calls", "Now / task", "What-if / task", "Now total", "What-if total")
+    for position, header in enumerate(headers, start=1):
+        # Numbers are never cut (a truncated amount reads as another amount): the task name folds.
+        widest = max((len(row[position]) for row in rows), default=0)
+        table.add_column(header, justify="right", min_width=widest)
+    for cells in rows:
+        table.add_row(*cells)
     console.print(table)
     share = f" ({answer.difference_share:+.1%})" if answer.difference_share is not None else ""
     per_task = answer.mean_per_task.whatif_usd - answer.mean_per_task.current_usd
+    low, high = answer.whatif_range_usd
     console.print(
-        f"Difference: {_signed(money(answer.difference_usd))}{share} in total, {_signed(money(per_task))} per task."
+        f"Difference: {_signed(money(answer.difference_usd))}{share} in total, {_signed(money(per_task))} per task; "
+        f"what-if total {money(low)}-{money(high)} with tokenizer differences."
     )
     console.print("Same answers assumed: validate on a sample of recorded inputs before switching.")
 

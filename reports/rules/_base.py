@@ -152,14 +152,54 @@ _HASHES = re.compile(r'"hash":"([^"]*)"')
 _TOKENS = re.compile(r'"tokens":(\d+)')
 
 
-@lru_cache(maxsize=1 << 18)
-def _parse_boundaries(prefix_fingerprints_json: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    hashes = tuple(_HASHES.findall(prefix_fingerprints_json))
-    tokens = tuple(map(int, _TOKENS.findall(prefix_fingerprints_json)))
-    if len(hashes) == len(tokens) == prefix_fingerprints_json.count('"hash"'):
+_Boundaries = tuple[tuple[str, ...], tuple[int, ...]]
+_BOUNDARIES: dict[str, _Boundaries] = {}
+_BOUNDARIES_LIMIT = 1 << 18
+_NEXT = '},{"hash"'
+
+
+def _parse_boundaries(prefix_fingerprints_json: str) -> _Boundaries:
+    """Hashes and token positions of a prefix list, parsed incrementally along agent loops.
+
+    An agent loop's request k is request k-1 plus one or two messages, and so is its prefix
+    list: when the list without its last one or two boundaries was parsed before, only the new
+    boundaries are parsed. That turns the cost of a loop from quadratic in its length (every
+    call re-parsing the whole history) into linear, which is most of the parsing in a store.
+    """
+    text = prefix_fingerprints_json
+    known = _BOUNDARIES.get(text)
+    if known is not None:
+        return known
+    parsed = None
+    cut = len(text)
+    for _ in range(2):  # one or two new boundaries since an earlier request of the same loop
+        cut = text.rfind(_NEXT, 0, cut)
+        if cut < 0:
+            break
+        head = _BOUNDARIES.get(text[: cut + 1] + "]")
+        if head is not None:
+            tail = _parse_all(text[cut + 2 :])
+            if tail is not None:
+                parsed = (head[0] + tail[0], head[1] + tail[1])
+            break
+    if parsed is None:
+        parsed = _parse_all(text)
+    if parsed is None:
+        full = _parse_prefixes(text)
+        parsed = tuple(p[0] for p in full), tuple(p[1] for p in full)
+    if len(_BOUNDARIES) >= _BOUNDARIES_LIMIT:
+        _BOUNDARIES.clear()
+    _BOUNDARIES[text] = parsed
+    return parsed
+
+
+def _parse_all(text: str) -> _Boundaries | None:
+    """Parse every boundary of ``text`` in the recorder's layout; ``None`` for any other layout."""
+    hashes = tuple(_HASHES.findall(text))
+    tokens = tuple(map(int, _TOKENS.findall(text)))
+    if len(hashes) == len(tokens) == text.count('"hash"'):
         return hashes, tokens
-    full = _parse_prefixes(prefix_fingerprints_json)
-    return tuple(p[0] for p in full), tuple(p[1] for p in full)
+    return None
 
 
 @lru_cache(maxsize=1 << 18)
@@ -251,4 +291,4 @@ class Rule(Protocol):
 def clear_parse_caches() -> None:
     """Forget parsed prefixes (benchmarks time every run cold; a long-lived service frees memory)."""
     _parse_prefixes.cache_clear()
-    _parse_boundaries.cache_clear()
+    _BOUNDARIES.clear()

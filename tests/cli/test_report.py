@@ -167,9 +167,10 @@ def test_report_text_and_markdown_recommendations(runner: CliRunner, store_dir: 
     code, output = report(runner, store_dir, "--tasks-per-day", "100")
     assert code == 0, output
     assert "Recommendations" in output
-    row = next(line for line in output.splitlines() if "exact_cache" in line)
-    assert row.split()[:3] == ["1", "exact_cache", "triage"]
-    assert "$0.0020 ($0.0010-$0.0020)" in row and "medium" in row
+    lines = output.splitlines()
+    header = next(number for number, line in enumerate(lines) if "exact_cache" in line)
+    assert lines[header].split()[:3] == ["1.", "exact_cache", "triage"]
+    assert "saves $0.0020 ($0.0010-$0.0020) · medium confidence" in lines[header + 1]
     assert (
         "At 100 tasks/day: $34.5000/month now, $33.0000/month after the high- and medium-confidence "
         "recommendations (saves $1.5000/month)." in " ".join(output.split())
@@ -178,6 +179,17 @@ def test_report_text_and_markdown_recommendations(runner: CliRunner, store_dir: 
     assert code == 0, output
     assert "## Recommendations" in output
     assert "| 1 | exact_cache | triage / classify (gpt-4o-mini) | $0.0020 ($0.0010-$0.0020) | medium |" in output
+
+
+def test_narrow_terminals_get_one_readable_block_per_recommendation(store_dir: Path) -> None:
+    _repeat_a_request(store_dir)
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["report", "--db", str(store_dir)])
+    assert result.exit_code == 0, result.output
+    lines = [line.rstrip() for line in result.output.splitlines()]
+    header = lines.index(" 1. exact_cache  triage / classify (gpt-4o-mini)")
+    assert lines[header + 1] == "    saves $0.0020 ($0.0010-$0.0020) · medium confidence"
+    assert lines[header + 2].startswith("    Cache responses of step 'classify': 1 of 2 requests repeated")
+    assert max(len(line) for line in lines) <= 80
 
 
 def test_bad_rules_config_is_one_error_line(
