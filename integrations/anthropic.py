@@ -120,19 +120,8 @@ def message_text(message: Any) -> str:
     return text
 
 
-def events_text(events: list[Any]) -> str:
-    """Rebuild the answer from ``content_block_start`` / ``content_block_delta`` events (exporter thread)."""
-    blocks: dict[int, list[Any]] = {}  # index -> [kind, name, parts]
-    for event in events:
-        if event.type == "content_block_start":
-            block = event.content_block
-            blocks[event.index] = [block.type, getattr(block, "name", None), [getattr(block, "text", "") or ""]]
-        elif event.index in blocks:
-            delta = event.delta
-            if delta.type == "text_delta":
-                blocks[event.index][2].append(delta.text)
-            elif delta.type == "input_json_delta":
-                blocks[event.index][2].append(delta.partial_json)
+def blocks_text(blocks: dict[int, tuple[str, Any, list[str]]]) -> str:
+    """Join the streamed content blocks (exporter thread); same shape as :func:`message_text`."""
     text = ""
     for _, (kind, name, parts) in sorted(blocks.items()):
         if kind == "text":
@@ -159,19 +148,36 @@ def record_message(call: ModelCall, message: Message) -> None:
 
 
 class MessageStreamState(StreamState):
-    """Accumulates raw ``RawMessageStreamEvent`` s: the start message, the last delta, content events."""
+    """Accumulates raw ``RawMessageStreamEvent`` s: the start message, the last delta, content as strings.
+
+    Content events are reduced to their text pieces as they pass: keeping the event objects
+    until the exporter thread joined them made long-lived garbage in the agent's process.
+    """
 
     def __init__(self) -> None:
         self.message: Any = None
         self.delta: Any = None
-        self.events: list[Any] = []
+        self.blocks: dict[int, tuple[str, Any, list[str]]] = {}  # index -> (kind, tool name, pieces)
         self.saw_end = False
 
     def record_chunk(self, chunk: Any) -> None:
-        """Route one event by its type; content events are only kept by reference."""
+        """Route one event by its type."""
         kind = chunk.type
-        if kind == "content_block_delta" or kind == "content_block_start":
-            self.events.append(chunk)
+        if kind == "content_block_delta":
+            block = self.blocks.get(chunk.index)
+            if block is not None:
+                delta = chunk.delta
+                if delta.type == "text_delta":
+                    block[2].append(delta.text)
+                elif delta.type == "input_json_delta":
+                    block[2].append(delta.partial_json)
+        elif kind == "content_block_start":
+            content = chunk.content_block
+            self.blocks[chunk.index] = (
+                content.type,
+                getattr(content, "name", None),
+                [getattr(content, "text", "") or ""],
+            )
         elif kind == "message_start":
             self.message = chunk.message
         elif kind == "message_delta":
@@ -186,7 +192,7 @@ class MessageStreamState(StreamState):
         start_usage = getattr(message, "usage", None)
         delta_usage = getattr(delta, "usage", None)
         stop_reason = getattr(getattr(delta, "delta", None), "stop_reason", None)
-        events = self.events
+        blocks = self.blocks
         finish_call(
             call,
             usage=canonical_usage(start_usage, delta_usage),
@@ -194,7 +200,7 @@ class MessageStreamState(StreamState):
             response_model=getattr(message, "model", None),
             response_id=getattr(message, "id", None),
             finish_reasons=[stop_reason] if stop_reason else None,
-            output=lambda: events_text(events),
+            output=lambda: blocks_text(blocks),
             stream_complete=True,
         )
 

@@ -86,26 +86,8 @@ def completion_text(response: Any) -> str:
     return "\n".join(parts)
 
 
-def chunks_text(chunks: list[Any]) -> str:
-    """Rebuild the answer text from stream chunks (exporter thread)."""
-    content: dict[int, list[str]] = {}
-    tools: dict[int, dict[int, list[str]]] = {}
-    for chunk in chunks:
-        for choice in chunk.choices or ():
-            delta = choice.delta
-            if delta is None:
-                continue
-            piece = delta.content or delta.refusal
-            if piece:
-                content.setdefault(choice.index, []).append(piece)
-            else:
-                content.setdefault(choice.index, [])
-            for tool_call in delta.tool_calls or ():
-                slot = tools.setdefault(choice.index, {}).setdefault(tool_call.index, ["", ""])
-                function = tool_call.function
-                if function is not None:
-                    slot[0] += function.name or ""
-                    slot[1] += function.arguments or ""
+def streamed_text(content: dict[int, list[str]], tools: dict[int, dict[int, list[str]]]) -> str:
+    """Join the text pieces a stream delivered, per choice (exporter thread); same shape as :func:`completion_text`."""
     parts = []
     for index in sorted(content.keys() | tools.keys()):
         text = "".join(content.get(index, ()))
@@ -130,19 +112,42 @@ def record_completion(call: ModelCall, response: ChatCompletion) -> None:
 
 
 class ChatStreamState(StreamState):
-    """Accumulates a ``Stream[ChatCompletionChunk]``: chunk references, finish reasons, last usage."""
+    """Accumulates a ``Stream[ChatCompletionChunk]``: text pieces, finish reasons, the last usage.
+
+    Only strings are kept, never the chunk objects: holding every chunk (pydantic models with
+    nested choices and deltas) until the exporter thread joined the text made long-lived garbage
+    that triggered full garbage collections in the agent's process.
+    """
 
     def __init__(self, expect_usage: bool) -> None:
-        self.chunks: list[Any] = []
+        self.content: dict[int, list[str]] = {}
+        self.tools: dict[int, dict[int, list[str]]] = {}  # choice -> tool call index -> [name, arguments]
         self.usage: Any = None
         self.finish_reasons: dict[int, str] = {}
+        self.model: Any = None
+        self.response_id: Any = None
+        self.first = True
         self.expect_usage = expect_usage
         self.saw_end = False
 
     def record_chunk(self, chunk: Any) -> None:
-        """Keep the chunk; note finish reasons and the usage chunk (the stream's last one)."""
-        self.chunks.append(chunk)
+        """Take the chunk's text pieces; note finish reasons and the usage chunk (the stream's last one)."""
+        if self.first:
+            self.first = False
+            self.model = chunk.model
+            self.response_id = chunk.id
         for choice in chunk.choices or ():
+            delta = choice.delta
+            if delta is not None:
+                pieces = self.content.get(choice.index)
+                if pieces is None:
+                    pieces = self.content[choice.index] = []
+                piece = delta.content or delta.refusal
+                if piece:
+                    pieces.append(piece)
+                tool_calls = delta.tool_calls
+                if tool_calls:
+                    self._record_tool_calls(choice.index, tool_calls)
             if choice.finish_reason:
                 self.finish_reasons[choice.index] = choice.finish_reason
                 if not self.expect_usage:
@@ -152,18 +157,26 @@ class ChatStreamState(StreamState):
             self.usage = usage
             self.saw_end = True
 
+    def _record_tool_calls(self, choice_index: int, tool_calls: Any) -> None:
+        slots = self.tools.setdefault(choice_index, {})
+        for tool_call in tool_calls:
+            slot = slots.setdefault(tool_call.index, ["", ""])
+            function = tool_call.function
+            if function is not None:
+                slot[0] += function.name or ""
+                slot[1] += function.arguments or ""
+
     def finish(self, call: ModelCall) -> None:
         """End the call as complete; usage unknown unless ``include_usage`` delivered it."""
-        chunks = self.chunks
-        first = chunks[0] if chunks else None
+        content, tools = self.content, self.tools
         finish_call(
             call,
             usage=canonical_usage(self.usage),
             raw_usage=self.usage,
-            response_model=getattr(first, "model", None),
-            response_id=getattr(first, "id", None),
+            response_model=self.model,
+            response_id=self.response_id,
             finish_reasons=[reason for _, reason in sorted(self.finish_reasons.items())],
-            output=lambda: chunks_text(chunks),
+            output=lambda: streamed_text(content, tools),
             stream_complete=True,
         )
 

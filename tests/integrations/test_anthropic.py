@@ -263,3 +263,18 @@ def test_internal_failures_never_reach_the_user(
     assert counters["internal_errors.anthropic.stream_helper"] == 1
     (row,) = calls()  # the helper's stream went unrecorded; the plain call is kept, usage unknown
     assert row["usage_known"] is False
+
+
+@pytest.mark.parametrize("prompt", ["[[reply:one two three]]", '[[tool:lookup {"q": "x"}]]'])
+def test_a_streamed_answer_hashes_like_the_same_answer_not_streamed(
+    ant: anthropic.Anthropic, calls: Calls, prompt: str
+) -> None:
+    ant.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, messages=user(prompt), tools=[TOOL])
+    with ant.messages.create(
+        model=ANTHROPIC_MODEL, max_tokens=64, messages=user(prompt), tools=[TOOL], stream=True
+    ) as stream:
+        for _ in stream:
+            pass
+    plain, streamed = calls()
+    assert plain["output_hash"] is not None and plain["output_chars"] > 0
+    assert (streamed["output_hash"], streamed["output_chars"]) == (plain["output_hash"], plain["output_chars"])

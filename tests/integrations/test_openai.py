@@ -334,3 +334,22 @@ def test_internal_failures_never_reach_the_user(
     plain, streamed = calls()  # both still recorded, with what could be read
     assert plain["usage_known"] is False
     assert streamed["stream_complete"] is True
+
+
+@pytest.mark.parametrize("prompt", ["[[reply:one two three]]", '[[tool:weather {"city": "Paris"}]]'])
+def test_a_streamed_answer_hashes_like_the_same_answer_not_streamed(
+    oai: openai.OpenAI, calls: Calls, prompt: str
+) -> None:
+    oai.chat.completions.create(model=OPENAI_MODEL, messages=user(prompt), tools=[WEATHER_TOOL])
+    stream = oai.chat.completions.create(
+        model=OPENAI_MODEL,
+        messages=user(prompt),
+        tools=[WEATHER_TOOL],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    for _ in stream:
+        pass
+    plain, streamed = calls()
+    assert plain["output_hash"] is not None and plain["output_chars"] > 0
+    assert (streamed["output_hash"], streamed["output_chars"]) == (plain["output_hash"], plain["output_chars"])
