@@ -117,12 +117,43 @@ def calculate(
     ``ModelInfo.calc_price`` call ``DataSnapshot.calc`` makes after its own lookup, so tiers,
     price history and price variants apply per call exactly as there.
     """
-    from genai_prices import Usage
-
     cache = _current_cache()
     found = cache.find(provider, model.lower())
     if found.error is not None:
         return found.error
+    snapshot = cache.snapshot
+    auto_update = snapshot.timestamp if snapshot.from_auto_update else None
+    linear = None
+    if not price_context and found.provider.id != "groq":  # groq bills some audio by minimum seconds
+        linear = _linear_price(found.model.get_prices(timestamp))
+    if linear is not None:
+        total, input_price, output_price = linear.price(usage)
+    else:
+        calc = found.model.calc_price(
+            _genai_usage(usage),
+            found.provider,
+            genai_request_timestamp=timestamp,
+            auto_update_timestamp=auto_update,
+            price_context=price_context or None,
+        )
+        total, input_price, output_price = calc.total_price, calc.input_price, calc.output_price
+    version = _package_version()
+    if auto_update is not None:
+        version = f"{version} (prices of {auto_update.isoformat(timespec='seconds')})"
+    return GenaiPrice(
+        total=total,
+        input=input_price,
+        output=output_price,
+        provider_id=found.provider.id,
+        model_id=found.model.id,
+        version=version,
+    )
+
+
+def _genai_usage(usage: CanonicalUsage) -> Any:
+    """genai-prices' ``Usage`` for a canonical usage (only the parts that are present)."""
+    from genai_prices import Usage
+
     values: dict[str, int] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
     if usage.cache_read_tokens:
         values["cache_read_tokens"] = usage.cache_read_tokens
@@ -136,23 +167,90 @@ def calculate(
         # A part of output_tokens, not an addition: genai-prices subtracts it from output only for
         # models that price reasoning separately, and ignores it for all others.
         values["output_reasoning_tokens"] = usage.reasoning_tokens
-    snapshot = cache.snapshot
-    auto_update = snapshot.timestamp if snapshot.from_auto_update else None
-    calc = found.model.calc_price(
-        Usage(**values),
-        found.provider,
-        genai_request_timestamp=timestamp,
-        auto_update_timestamp=auto_update,
-        price_context=price_context or None,
+    return Usage(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class _LinearPrice:
+    """USD per token of each usage part for one genai-prices price entry, plus any per-request fee.
+
+    Why: genai-prices' ``calc_price`` decomposes the usage and validates its units on every
+    call, about 60 microseconds of the exporter thread's time per model call here. For a price
+    entry without tiers the price is linear in the token counts, so the rates are measured once
+    per entry by ``calc_price`` itself and applied with the same decomposition. An entry that
+    does not reproduce ``calc_price`` exactly on a large mixed probe (tiers, anything non-linear)
+    is priced by ``calc_price``, call by call.
+    """
+
+    fee: Decimal
+    input: tuple[Decimal, Decimal, Decimal, Decimal, Decimal]  # uncached, read, write, write 5m, write 1h
+    output: tuple[Decimal, Decimal]  # non-reasoning, reasoning
+
+    def price(self, usage: CanonicalUsage) -> tuple[Decimal, Decimal, Decimal]:
+        """``(total, input, output)``, equal in value to what ``calc_price`` returns."""
+        write_5m = usage.cache_write_5m_tokens or 0
+        write_1h = usage.cache_write_1h_tokens or 0
+        uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+        rate_in, rate_read, rate_write, rate_5m, rate_1h = self.input
+        input_price = (
+            uncached * rate_in
+            + usage.cache_read_tokens * rate_read
+            + (usage.cache_write_tokens - write_5m - write_1h) * rate_write
+            + write_5m * rate_5m
+            + write_1h * rate_1h
+        )
+        rate_out, rate_reasoning = self.output
+        reasoning = usage.reasoning_tokens
+        output_price = (usage.output_tokens - reasoning) * rate_out + reasoning * rate_reasoning
+        return self.fee + input_price + output_price, input_price, output_price
+
+
+_PROBE = 1000
+# Crosses every long-context tier start genai-prices knows, so a tiered entry never passes as linear.
+_CHECK = CanonicalUsage(
+    input_tokens=2_400_000,
+    output_tokens=120_000,
+    cache_read_tokens=600_000,
+    cache_write_tokens=500_000,
+    cache_write_5m_tokens=200_000,
+    cache_write_1h_tokens=100_000,
+    reasoning_tokens=30_000,
+)
+_LINEAR: dict[int, tuple[Any, _LinearPrice | None]] = {}
+
+
+def _linear_price(entry: Any) -> _LinearPrice | None:
+    """The linear rates of a price entry (memoised by identity), or ``None`` if it is not linear."""
+    cached = _LINEAR.get(id(entry))
+    if cached is not None and cached[0] is entry:
+        return cached[1]
+    try:
+        linear = _measure(entry)
+    except Exception:  # an entry genai-prices cannot apply to a probe: price it exactly, per call
+        linear = None
+    if len(_LINEAR) > 4096:
+        _LINEAR.clear()
+    _LINEAR[id(entry)] = (entry, linear)  # the entry is kept alive with it, so its id is not reused
+    return linear
+
+
+def _measure(entry: Any) -> _LinearPrice | None:
+    n = _PROBE
+
+    def parts(usage: CanonicalUsage) -> tuple[Decimal, Decimal, Decimal]:
+        calc = entry.calc_price(_genai_usage(usage))
+        return calc["total_price"], calc["input_price"], calc["output_price"]
+
+    fee = parts(CanonicalUsage())[0]
+    inputs = (
+        CanonicalUsage(input_tokens=n),
+        CanonicalUsage(input_tokens=n, cache_read_tokens=n),
+        CanonicalUsage(input_tokens=n, cache_write_tokens=n),
+        CanonicalUsage(input_tokens=n, cache_write_tokens=n, cache_write_5m_tokens=n),
+        CanonicalUsage(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n),
     )
-    version = _package_version()
-    if auto_update is not None:
-        version = f"{version} (prices of {auto_update.isoformat(timespec='seconds')})"
-    return GenaiPrice(
-        total=calc.total_price,
-        input=calc.input_price,
-        output=calc.output_price,
-        provider_id=found.provider.id,
-        model_id=found.model.id,
-        version=version,
-    )
+    outputs = (CanonicalUsage(output_tokens=n), CanonicalUsage(output_tokens=n, reasoning_tokens=n))
+    rate_in, rate_read, rate_write, rate_5m, rate_1h = (parts(usage)[1] / n for usage in inputs)
+    rate_out, rate_reasoning = (parts(usage)[2] / n for usage in outputs)
+    linear = _LinearPrice(fee, (rate_in, rate_read, rate_write, rate_5m, rate_1h), (rate_out, rate_reasoning))
+    return linear if linear.price(_CHECK) == parts(_CHECK) else None

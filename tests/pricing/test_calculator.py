@@ -252,3 +252,58 @@ def test_bundled_snapshot_is_back_after_a_custom_one(custom_snapshot: None) -> N
     data_snapshot.set_custom_snapshot(None)
     result = price_call(CanonicalUsage(1_000_000, 0), resolve_model("openai", "gpt-4o"), timestamp=WHEN)
     assert (result.cost_usd, result.version) == (Decimal("2.5"), "genai-prices 0.2.3")
+
+
+def test_every_bundled_price_is_reproduced_exactly() -> None:
+    """The per-entry linear fast path gives calc_price's own numbers for every model genai-prices knows."""
+    import genai_prices
+    from genai_prices.data_snapshot import get_snapshot
+
+    usages = [
+        CanonicalUsage(1_234, 567),
+        CanonicalUsage(50_000, 2_000, cache_read_tokens=30_000, cache_write_tokens=5_000, reasoning_tokens=800),
+        CanonicalUsage(260_000, 9_000, 100_000, 20_000, 15_000, 5_000, 3_000),  # over the 200k/256k tiers
+    ]
+    checked = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            for usage in usages:
+                fields = {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cache_read_tokens": usage.cache_read_tokens or None,
+                    "cache_write_tokens": usage.cache_write_tokens or None,
+                    "cache_write_5m_tokens": usage.cache_write_5m_tokens,
+                    "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+                    "output_reasoning_tokens": usage.reasoning_tokens or None,
+                }
+                try:
+                    reference = genai_prices.calc_price(
+                        genai_prices.Usage(**{k: v for k, v in fields.items() if v is not None}),
+                        model.id,
+                        provider_id=provider.id,
+                        genai_request_timestamp=WHEN,
+                    )
+                except Exception:
+                    continue  # genai-prices itself cannot price this model or usage
+                result = price_call(usage, resolve_model(provider.id, model.id), timestamp=WHEN)
+                if result.priced_model != model.id or result.priced_provider != provider.id:
+                    continue  # the name resolves to another entry first (aliases): compared elsewhere
+                assert (result.cost_usd, result.input_cost_usd, result.output_cost_usd) == (
+                    reference.total_price,
+                    reference.input_price,
+                    reference.output_price,
+                ), (provider.id, model.id, usage)
+                checked += 1
+    assert checked > 1000
+
+
+def test_flat_prices_take_the_linear_path_and_tiered_prices_do_not() -> None:
+    from agentprof.pricing import _genai
+
+    flat = _genai.lookup_model("openai", "gpt-4o").model.get_prices(WHEN)
+    tiered = _genai.lookup_model("anthropic", "claude-sonnet-4-6").model.get_prices(WHEN)
+    assert _genai._linear_price(flat) is not None
+    assert _genai._linear_price(tiered) is None  # the 200k cliff is not linear: calc_price, per call
+    price_call(CanonicalUsage(1_000, 10), resolve_model("openai", "gpt-4o"), timestamp=WHEN)
+    assert _genai._LINEAR[id(flat)][0] is flat
