@@ -1,72 +1,26 @@
 """Re-price recorded usage on another model: exact genai-prices arithmetic, fast enough for 100,000 calls.
 
 "What would these calls have cost on model X?" is asked per call (``cheaper_model``, ``agentprof
-whatif``), and one :func:`~agentprof.pricing.price_call` costs about 70 microseconds, too slow for
-a rule set that must run on 100,000 calls in under two seconds. But genai-prices' cost is linear
-in the token counts for one price entry without tiers: ``fee + sum(tokens_k x rate_k)``. So the
-rates are measured once per price entry (the one genai-prices applies at the call's timestamp:
-price history and time-of-day prices change it) by pricing one probe usage per token kind
-through :func:`price_call` itself, and checked against a large mixed probe. An entry with tiers
-(or anything else non-linear) fails that check and is priced exactly, call by call, memoised.
+whatif``). The model's price entry in force is looked up once per minute of timestamps (price
+history and time-of-day prices change it) and applied through the same per-entry linear rates
+:func:`~agentprof.pricing.price_call` uses (``_genai._linear_price``); an entry with tiers is
+priced exactly by :func:`~agentprof.pricing.price_call`, memoised per usage.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from agentprof._usage import CanonicalUsage
 from agentprof.pricing._calculator import price_call
-from agentprof.pricing._genai import lookup_model
+from agentprof.pricing._genai import _linear_price, lookup_model
 from agentprof.pricing._normalize import ModelRef, resolve_model
 
 __all__ = ["Repricer"]
 
-_PROBE_TOKENS = 1000
 _NS_PER_MINUTE = 60 * 1_000_000_000
-# Crosses every long-context tier genai-prices knows (200k, 272k, 1M starts), so a tiered entry
-# never passes as linear.
-_CHECK_USAGE = CanonicalUsage(
-    input_tokens=2_400_000,
-    output_tokens=120_000,
-    cache_read_tokens=600_000,
-    cache_write_tokens=500_000,
-    cache_write_5m_tokens=200_000,
-    cache_write_1h_tokens=100_000,
-    reasoning_tokens=30_000,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Rates:
-    """USD per token of each usage part for one price entry, plus any per-request fee."""
-
-    fee: Decimal
-    input: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    cache_write_5m: Decimal
-    cache_write_1h: Decimal
-    output: Decimal
-    reasoning: Decimal
-
-    def cost(self, usage: CanonicalUsage) -> Decimal:
-        """Cost of ``usage``; every part is priced once, as genai-prices decomposes it."""
-        write_5m = usage.cache_write_5m_tokens or 0
-        write_1h = usage.cache_write_1h_tokens or 0
-        uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
-        return (
-            self.fee
-            + uncached * self.input
-            + usage.cache_read_tokens * self.cache_read
-            + (usage.cache_write_tokens - write_5m - write_1h) * self.cache_write
-            + write_5m * self.cache_write_5m
-            + write_1h * self.cache_write_1h
-            + (usage.output_tokens - usage.reasoning_tokens) * self.output
-            + usage.reasoning_tokens * self.reasoning
-        )
 
 
 def _datetime(when: datetime | int) -> datetime:
@@ -93,9 +47,6 @@ class Repricer:
         self._model: Any = lookup.model if lookup is not None and found else None
         self._provider: Any = lookup.provider if lookup is not None and found else None
         self.error: str | None = None if self._model is not None else (lookup.error if lookup else "no model name")
-        # Keyed by id() of genai-prices' price entry; the entry is kept alive next to its rates,
-        # so the id cannot be reused while this cache exists.
-        self._rates: dict[int, tuple[Any, _Rates | None]] = {}
         self._exact: dict[tuple[CanonicalUsage, int], Decimal | None] = {}
         self._entry_by_minute: dict[int, Any] = {}
 
@@ -135,37 +86,10 @@ class Repricer:
         return self._cost(usage, entry, start_ns)
 
     def _cost(self, usage: CanonicalUsage, entry: Any, when: datetime | int) -> Decimal | None:
-        key = id(entry)
-        cached = self._rates.get(key)
-        if cached is None:
-            cached = self._rates[key] = (entry, self._measure(_datetime(when)))
-        rates = cached[1]
-        if rates is not None:
-            return rates.cost(usage)
-        exact_key = (usage, key)
+        linear = _linear_price(entry)
+        if linear is not None:
+            return linear.price(usage)[0]
+        exact_key = (usage, id(entry))
         if exact_key not in self._exact:
-            self._exact[exact_key] = self._price(usage, _datetime(when))
+            self._exact[exact_key] = price_call(usage, self.ref, timestamp=_datetime(when)).cost_usd
         return self._exact[exact_key]
-
-    def _price(self, usage: CanonicalUsage, timestamp: datetime) -> Decimal | None:
-        return price_call(usage, self.ref, timestamp=timestamp).cost_usd
-
-    def _measure(self, timestamp: datetime) -> _Rates | None:
-        """Rates of the price entry in force at ``timestamp``; ``None`` when it is not linear."""
-        n = _PROBE_TOKENS
-        fee = self._price(CanonicalUsage(), timestamp)
-        probes = (
-            CanonicalUsage(input_tokens=n),
-            CanonicalUsage(input_tokens=n, cache_read_tokens=n),
-            CanonicalUsage(input_tokens=n, cache_write_tokens=n),
-            CanonicalUsage(input_tokens=n, cache_write_tokens=n, cache_write_5m_tokens=n),
-            CanonicalUsage(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n),
-            CanonicalUsage(output_tokens=n),
-            CanonicalUsage(output_tokens=n, reasoning_tokens=n),
-        )
-        costs = [self._price(probe, timestamp) for probe in probes]
-        if fee is None or any(cost is None for cost in costs):
-            return None
-        per_token = [(cost - fee) / n for cost in costs if cost is not None]
-        rates = _Rates(fee, *per_token)
-        return rates if rates.cost(_CHECK_USAGE) == self._price(_CHECK_USAGE, timestamp) else None
