@@ -38,7 +38,6 @@ from agentprof._usage import CanonicalUsage
 OutputSource = Callable[[], str]
 """Returns the call's output text; run later on the exporter thread, never on the caller's."""
 
-_MAX_PENDING_PAYLOADS = 65_536
 
 
 @dataclass(slots=True)
@@ -218,11 +217,13 @@ def finish_call(
         attributes[sc.ERROR_TYPE] = type(error).__name__
     span_id = new_span_id()
     if call.body is not None or output is not None or raw_usage is not None or call.url is not None:
-        if len(_payloads) >= _MAX_PENDING_PAYLOADS:  # exporter stalled or spans dropped: bound memory
+        # Exporter stalled or spans dropped: the oldest payloads belong to spans the processor's
+        # queue already dropped (it drops its oldest too), so they go first.
+        while len(_payloads) >= runtime.max_pending_payloads:
             try:
                 del _payloads[next(iter(_payloads))]
             except (StopIteration, KeyError, RuntimeError):
-                pass
+                break
         _payloads[span_id] = Payload(call.body, call.url, output, raw_usage, runtime.capture_content)
     model = call.request_model or "unknown"
     _runtime.emit_span(

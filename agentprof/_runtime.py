@@ -46,6 +46,7 @@ class Runtime:
     location: StoreLocation
     service_name: str
     capture_content: bool
+    max_pending_payloads: int = 10_240  # queue + one batch in flight (see configure)
 
 
 _runtime: Runtime | None = None
@@ -109,7 +110,11 @@ def configure(
         provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         provider.add_span_processor(processor)
         scope = InstrumentationScope("agentprof", __version__)
-        _runtime = Runtime(provider, processor, exporter, resource, scope, location, name, capture)
+        # A payload (request body, output closure) waits beside its span until the exporter takes
+        # it. The processor's queue drops its *oldest* spans when full, so more pending payloads
+        # than the queue plus one batch in flight can only belong to dropped spans.
+        pending = max_queue_size + max_export_batch_size
+        _runtime = Runtime(provider, processor, exporter, resource, scope, location, name, capture, pending)
         _register_atexit()
         return _runtime
 

@@ -158,3 +158,29 @@ def test_response_format_and_tool_choice_are_recorded(spool_rows: Rows) -> None:
     record("gpt-4o", CanonicalUsage(input_tokens=5, output_tokens=1), body=body)
     [call] = [row for row in spool_rows() if row["kind"] == "model_call"]
     assert (call["response_format"], call["tool_choice"], call["tool_count"]) == ("json_schema", "classify", 1)
+
+
+def test_a_stalled_exporter_bounds_pending_payloads_and_counts_the_drops(tmp_path: Path) -> None:
+    import threading
+
+    runtime = _runtime.configure(db=str(tmp_path / "store"), max_queue_size=16, max_export_batch_size=8)
+    release = threading.Event()
+    exported: list[int] = []
+    real_export = runtime.exporter.export
+
+    def stalled(spans: Any) -> Any:
+        release.wait()
+        exported.append(len(spans))
+        return real_export(spans)
+
+    runtime.exporter.export = stalled  # type: ignore[method-assign]
+    try:
+        for _ in range(200):
+            record("gpt-4o", CanonicalUsage(input_tokens=10, output_tokens=1), body={"messages": ["x" * 1000]})
+        # The queue holds 16 spans and one batch of 8 may be in flight: older payloads are dropped.
+        assert _calls.pending_payloads() <= 16 + 8
+        assert runtime.exporter._emitted == 200
+    finally:
+        release.set()
+        _runtime.shutdown()
+    assert sum(exported) < 200  # the rest were dropped by the bounded queue, never queued forever
