@@ -39,7 +39,6 @@ OutputSource = Callable[[], str]
 """Returns the call's output text; run later on the exporter thread, never on the caller's."""
 
 
-
 @dataclass(slots=True)
 class Payload:
     """What a finished call leaves for the exporter thread, beside its span attributes."""

@@ -82,7 +82,8 @@ def child(scenario: str, checkpoints: list[int]) -> None:
                 for step in ("classify", "answer"):
                     with agentprof.step(step):
                         for _ in range(5):
-                            call = _calls.start_call("openai", "gpt-4o-mini", request_attributes={"server.address": "x"})
+                            attributes = {"server.address": "x"}
+                            call = _calls.start_call("openai", "gpt-4o-mini", request_attributes=attributes)
                             token = _calls.bind_request(call)
                             _calls.capture_request(BODY.replace("{n}", str(done)).encode(), "https://x/v1/chat")
                             _calls.unbind_request(token)
