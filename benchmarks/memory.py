@@ -71,7 +71,7 @@ def child(scenario: str, checkpoints: list[int]) -> None:
             never.wait()
             raise AssertionError("unreachable")
 
-        exporter.export = stall  # type: ignore[method-assign]
+        exporter.export = stall  # type: ignore[method-assign, assignment]
 
     usage = CanonicalUsage(input_tokens=412, output_tokens=38, cache_read_tokens=256)
     done = 0
