@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from agentprof._decorators import set_outcome, step, task
 from agentprof._instrument import instrument, uninstrument
+from agentprof._manual import RecordedCall, record_model_call
 from agentprof._runtime import configure as _configure
 from agentprof._runtime import flush, shutdown
 from agentprof.exceptions import AgentprofError, ConfigError, StoreError
@@ -59,11 +60,13 @@ def configure(
 __all__ = [
     "AgentprofError",
     "ConfigError",
+    "RecordedCall",
     "StoreError",
     "__version__",
     "configure",
     "flush",
     "instrument",
+    "record_model_call",
     "set_outcome",
     "shutdown",
     "step",
