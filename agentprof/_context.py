@@ -67,6 +67,21 @@ class Frame:
 
 current_frame: ContextVar[Frame | None] = ContextVar("agentprof_frame", default=None)
 
+#: The frame of code outside any task in this process: ``None``, except under ``agentprof run``,
+#: where the whole program (its threads and child processes included) is one task.
+_process_frame: Frame | None = None
+
+
+def set_process_frame(frame: Frame | None) -> None:
+    """Make ``frame`` the parent of everything this process does outside a task (``agentprof run``)."""
+    global _process_frame
+    _process_frame = frame
+
+
+def process_frame() -> Frame | None:
+    """The frame set by :func:`set_process_frame`, if any."""
+    return _process_frame
+
 
 def parent_of_new_span() -> tuple[int, int | None, Frame | None]:
     """Return ``(trace_id, parent_span_id, frame)`` for a span starting now.
@@ -74,7 +89,7 @@ def parent_of_new_span() -> tuple[int, int | None, Frame | None]:
     Inside an agentprof frame the frame decides; otherwise an application's current
     OpenTelemetry span (if any) is the parent, so agentprof spans join existing traces.
     """
-    frame = current_frame.get()
+    frame = current_frame.get() or _process_frame
     if frame is not None:
         return frame.trace_id, frame.span_id, frame
     parent = trace.get_current_span().get_span_context()

@@ -30,6 +30,7 @@ from agentprof._context import (
     exit_frame,
     new_span_id,
     parent_of_new_span,
+    process_frame,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -362,7 +363,7 @@ class step(_Scope):  # noqa: N801 - used as a decorator, named like one
 def set_outcome(success: bool, score: float | None = None) -> None:
     """Record the outcome of the innermost running task (an agent can return and still fail)."""
     try:
-        frame = current_frame.get()
+        frame = current_frame.get() or process_frame()
         if frame is None or frame.task_state is None:
             _safety.count("set_outcome_outside_task")
             return

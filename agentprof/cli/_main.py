@@ -9,6 +9,7 @@ from agentprof.cli._demo import demo
 from agentprof.cli._doctor import doctor
 from agentprof.cli._errors import AgentprofGroup
 from agentprof.cli._report import report
+from agentprof.cli._run import run
 from agentprof.cli._tasks import show, tasks
 from agentprof.cli._whatif import whatif
 
@@ -19,7 +20,7 @@ def main() -> None:
     """Profile the cost of agentic AI workflows: where the money goes, and what to change."""
 
 
-COMMANDS: list[click.Command] = [report, tasks, show, doctor, demo, whatif]
+COMMANDS: list[click.Command] = [report, tasks, show, whatif, run, doctor, demo]
 
 for command in COMMANDS:
     main.add_command(command)
