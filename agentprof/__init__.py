@@ -15,12 +15,17 @@ Everything here is the public API; every other module is internal.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from agentprof._decorators import set_outcome, step, task
 from agentprof._instrument import instrument, uninstrument
 from agentprof._manual import RecordedCall, record_model_call
 from agentprof._runtime import configure as _configure
 from agentprof._runtime import flush, shutdown
 from agentprof.exceptions import AgentprofError, ConfigError, StoreError
+
+if _typing.TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 __version__ = "0.1.0"
 
@@ -30,6 +35,8 @@ def configure(
     service_name: str | None = None,
     capture_content: bool | None = None,
     *,
+    otlp: bool | None = None,
+    tracer_provider: TracerProvider | None = None,
     max_queue_size: int = 8192,
     schedule_delay_millis: float = 1000.0,
 ) -> None:
@@ -45,8 +52,17 @@ def configure(
             ``OTEL_SERVICE_NAME``, then ``"agent"``).
         capture_content: Store prompt and completion text (default off: hashes and lengths
             are enough for every analysis). ``AGENTPROF_CAPTURE_CONTENT=1`` turns it on.
+        otlp: Also export every span over OTLP to an existing observability stack, configured
+            by the standard ``OTEL_EXPORTER_OTLP_*`` variables (endpoint, headers, protocol
+            ``http/protobuf`` by default or ``grpc``, compression, timeout); model calls carry
+            their cost. Default ``AGENTPROF_OTLP=1``. The local store keeps recording.
+        tracer_provider: Join this OpenTelemetry SDK ``TracerProvider`` instead of creating one:
+            its exporters receive agentprof's spans, and the store sees the application's.
         max_queue_size: Finished spans held before new ones are dropped (and counted).
         schedule_delay_millis: How often finished spans are written to the spool.
+
+    Raises:
+        ConfigError: An unsupported OTLP protocol was configured.
     """
     _configure(
         db,
@@ -54,6 +70,8 @@ def configure(
         capture_content,
         max_queue_size=max_queue_size,
         schedule_delay_millis=schedule_delay_millis,
+        otlp=otlp,
+        tracer_provider=tracer_provider,
     )
 
 

@@ -47,6 +47,8 @@ class Runtime:
     service_name: str
     capture_content: bool
     max_pending_payloads: int = 10_240  # queue + one batch in flight (see configure)
+    otlp_processor: BatchSpanProcessor | None = None  # the OTLP tee, when enabled
+    app_processor: Any = None  # an application's TracerProvider processors, when joined
 
 
 _runtime: Runtime | None = None
@@ -55,6 +57,12 @@ _runtime: Runtime | None = None
 def get_runtime() -> Runtime | None:
     """Return the active runtime, or ``None`` before ``configure`` / after ``shutdown``."""
     return _runtime
+
+
+def _otlp_requested(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return bool(_env_flag("AGENTPROF_OTLP"))
 
 
 def _env_flag(name: str) -> bool | None:
@@ -72,11 +80,29 @@ def configure(
     max_queue_size: int = 8192,
     schedule_delay_millis: float = 1000.0,
     max_export_batch_size: int = 2048,
+    otlp: bool | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Runtime:
     """Set up (or replace) agentprof's tracer provider and local store exporter.
 
     Arguments win over ``AGENTPROF_*`` environment variables, which win over
     ``[tool.agentprof]`` in pyproject.toml, which wins over defaults.
+
+    Args:
+        db: Store location (directory, ``.duckdb`` file or SQLAlchemy URL).
+        service_name: Name of this service in reports.
+        capture_content: Store prompt and completion text.
+        max_queue_size: Finished spans held per processor before the oldest are dropped.
+        schedule_delay_millis: How often a processor exports.
+        max_export_batch_size: Spans per export.
+        otlp: Also export every span over OTLP (see :mod:`agentprof._otlp`); default
+            ``AGENTPROF_OTLP``.
+        tracer_provider: An application's SDK ``TracerProvider`` to join instead of creating
+            one: the store exporter is added to it (so it sees the application's spans too) and
+            agentprof's spans go through all of its processors (so its exporters get them).
+
+    Raises:
+        ConfigError: OTLP was asked for with an unsupported protocol.
     """
     from agentprof import __version__
     from agentprof._exporter import StoreSpanExporter
@@ -99,7 +125,15 @@ def configure(
             capture = _env_flag("AGENTPROF_CAPTURE_CONTENT")
         if capture is None:
             capture = bool(project.get("capture_content", False))
-        resource = Resource.create({"service.name": name, "process.pid": os.getpid()})
+        otlp_processor = None
+        if _otlp_requested(otlp):
+            from agentprof import _otlp
+
+            otlp_processor = _otlp.make_processor(
+                max_queue_size=max_queue_size,
+                schedule_delay_millis=schedule_delay_millis,
+                max_export_batch_size=max_export_batch_size,
+            )
         exporter = StoreSpanExporter(location.spool_dir, service_name=name)
         processor = BatchSpanProcessor(
             exporter,
@@ -107,14 +141,37 @@ def configure(
             schedule_delay_millis=schedule_delay_millis,
             max_export_batch_size=max_export_batch_size,
         )
-        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        provider.add_span_processor(processor)
+        app_processor = None
+        if tracer_provider is not None:
+            provider = tracer_provider
+            resource = tracer_provider.resource
+            provider.add_span_processor(processor)
+            if otlp_processor is not None:
+                provider.add_span_processor(otlp_processor)
+            # The provider's own fan-out to every processor it has: ours and the application's.
+            app_processor = getattr(tracer_provider, "_active_span_processor", None)
+        else:
+            resource = Resource.create({"service.name": name, "process.pid": os.getpid()})
+            provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+            provider.add_span_processor(processor)
         scope = InstrumentationScope("agentprof", __version__)
         # A payload (request body, output closure) waits beside its span until the exporter takes
         # it. The processor's queue drops its *oldest* spans when full, so more pending payloads
         # than the queue plus one batch in flight can only belong to dropped spans.
         pending = max_queue_size + max_export_batch_size
-        _runtime = Runtime(provider, processor, exporter, resource, scope, location, name, capture, pending)
+        _runtime = Runtime(
+            provider,
+            processor,
+            exporter,
+            resource,
+            scope,
+            location,
+            name,
+            capture,
+            pending,
+            otlp_processor,
+            app_processor,
+        )
         _register_atexit()
         return _runtime
 
@@ -163,7 +220,12 @@ def emit_span(
         instrumentation_scope=runtime.scope,
     )
     runtime.exporter.note_emitted()
+    if runtime.app_processor is not None:
+        runtime.app_processor.on_end(span)  # includes ours (and the OTLP tee): they were added to it
+        return
     runtime.processor.on_end(span)
+    if runtime.otlp_processor is not None:
+        runtime.otlp_processor.on_end(span)
 
 
 def flush(timeout_millis: int = 30_000) -> bool:
@@ -172,6 +234,8 @@ def flush(timeout_millis: int = 30_000) -> bool:
     if runtime is None:
         return True
     try:
+        if runtime.otlp_processor is not None:
+            runtime.otlp_processor.force_flush(timeout_millis)  # best effort: the collector may be down
         return bool(runtime.processor.force_flush(timeout_millis))
     except Exception as exc:  # the processor should never raise; never let it reach users
         _safety.internal_error("flush", exc)
@@ -183,6 +247,10 @@ def _shutdown_locked() -> None:
     runtime, _runtime = _runtime, None
     if runtime is None:
         return
+    if runtime.otlp_processor is not None:
+        from agentprof import _otlp
+
+        _otlp.shutdown_processor(runtime.otlp_processor)
     try:
         runtime.processor.shutdown()  # type: ignore[no-untyped-call]
     except Exception as exc:

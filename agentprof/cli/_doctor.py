@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,13 @@ def run_checks(db: str | None) -> list[Check]:
     checks.append(Check("price data", None, f"genai-prices {_version('genai-prices') or 'missing'}"))
     sdks = ", ".join(f"{name} {_version(name) or 'not installed'}" for name in ("openai", "anthropic"))
     checks.append(Check("provider SDKs", None, sdks))
+    if os.environ.get("AGENTPROF_OTLP", "").strip().lower() in {"1", "true", "yes", "on"}:
+        endpoint = (
+            os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or "http://localhost:4318 (default)"
+        )
+        checks.append(Check("OTLP export config", None, f"on (AGENTPROF_OTLP): {endpoint}"))
 
     spool = location.spool_dir
     segments = list(spool.glob("seg-*.jsonl")) if spool.is_dir() else []
@@ -88,6 +96,13 @@ def run_checks(db: str | None) -> list[Check]:
     written = totals.get("spans_written", 0)
     summary = f"{processes} process(es) reported: {written} spans written, {lost} lost, {errors} internal errors"
     checks.append(Check("recording health", (lost == 0 and errors == 0) if processes else None, summary))
+    delivered, failed = totals.get("otlp_spans_exported", 0), totals.get("otlp_spans_failed", 0)
+    abandoned = totals.get("otlp_final_flush_abandoned", 0)
+    if delivered or failed or abandoned:
+        detail = f"{delivered} spans delivered to the OTLP collector, {failed} refused or undeliverable"
+        if abandoned:
+            detail += f"; {abandoned} process(es) exited before the collector answered"
+        checks.append(Check("OTLP export", failed == 0 and abandoned == 0, detail))
     if totals.get("spool_write_failures"):
         checks.append(
             Check("spool writes", False, f"{totals['spool_write_failures']} batch(es) could not be written (disk?)")

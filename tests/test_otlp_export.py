@@ -1,0 +1,218 @@
+"""OTLP export beside the store: real OTLP/HTTP to a local receiver, with cost attributes, never in the agent's way."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import agentprof
+from agentprof import _runtime, _safety
+from agentprof.exceptions import ConfigError
+from agentprof.integrations import openai as openai_integration
+from agentprof.testserver import TestServer
+
+
+@dataclass
+class Collector:
+    """A minimal OTLP/HTTP trace receiver: decodes every request it gets."""
+
+    port: int = 0
+    requests: list[tuple[dict[str, str], ExportTraceServiceRequest]] = field(default_factory=list)
+
+    def spans(self) -> list[dict[str, Any]]:
+        found = []
+        for _, request in self.requests:
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        attributes = {a.key: _value(a.value) for a in span.attributes}
+                        found.append({"name": span.name, "attributes": attributes})
+        return found
+
+
+def _value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(item) for item in value.array_value.values]
+    return getattr(value, kind) if kind else None
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    state = Collector()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            state.requests.append(({k.lower(): v for k, v in self.headers.items()}, request))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def model_server() -> Iterator[TestServer]:
+    with TestServer() as running:
+        yield running
+
+
+def run_agent(model_server: TestServer, model: str = "gpt-4o-mini") -> None:
+    openai_integration.instrument()
+    try:
+        client = openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-test-secret", max_retries=0)
+        with agentprof.task("support"), agentprof.step("classify"):
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi [[reply:billing]]"}])
+    finally:
+        openai_integration.uninstrument()
+
+
+def store_calls(store: Path) -> list[dict[str, Any]]:
+    rows = []
+    for segment in sorted((store / "spool").glob("seg-*.jsonl")):
+        rows.extend(json.loads(line) for line in segment.read_text().splitlines())
+    return [row for row in rows if row["kind"] == "model_call"]
+
+
+def test_spans_go_to_the_collector_with_cost_and_to_the_store(
+    tmp_path: Path, collector: Collector, model_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer collector-token")
+    agentprof.configure(db=str(tmp_path / "store"), otlp=True)
+    run_agent(model_server)
+    agentprof.shutdown()
+
+    spans = {span["name"]: span["attributes"] for span in collector.spans()}
+    assert set(spans) == {"invoke_agent support", "classify", "chat gpt-4o-mini"}
+    call = spans["chat gpt-4o-mini"]
+    truth = model_server.requests[0].usage or {}
+    assert call["gen_ai.usage.input_tokens"] == truth["prompt_tokens"]
+    assert call["gen_ai.usage.output_tokens"] == truth["completion_tokens"]
+    assert call["agentprof.task.name"] == "support" and call["agentprof.step.name"] == "classify"
+    [stored] = store_calls(tmp_path / "store")  # the local store recorded the same call (a live tee)
+    assert Decimal(call["agentprof.cost_usd"]) == Decimal(stored["cost_usd"]) > 0
+    assert call["gen_ai.usage.cost"] == pytest.approx(float(stored["cost_usd"]))
+    assert call["agentprof.price.unpriced"] is False and "genai-prices" in call["agentprof.price.version"]
+    headers, _ = collector.requests[0]
+    assert headers["authorization"] == "Bearer collector-token"
+    assert headers["content-type"] == "application/x-protobuf"
+    # Neither the collector's token nor the provider's API key is recorded anywhere.
+    exported = json.dumps(collector.spans())
+    stored_text = "".join(p.read_text() for p in (tmp_path / "store" / "spool").glob("*.jsonl"))
+    for secret in ("collector-token", "sk-test-secret"):
+        assert secret not in exported and secret not in stored_text
+
+
+def test_an_unpriced_call_is_flagged_not_zero(
+    tmp_path: Path, collector: Collector, model_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{collector.port}/v1/traces")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    monkeypatch.setenv("AGENTPROF_OTLP", "1")
+    agentprof.configure(db=str(tmp_path / "store"))
+    run_agent(model_server, model="my-private-model")
+    agentprof.shutdown()
+    headers, _ = collector.requests[0]
+    assert headers["content-encoding"] == "gzip"
+    [call] = [span["attributes"] for span in collector.spans() if span["name"].startswith("chat")]
+    assert call["agentprof.price.unpriced"] is True and "unknown model" in call["agentprof.price.unpriced_reason"]
+    assert "gen_ai.usage.cost" not in call and "agentprof.cost_usd" not in call
+
+
+def test_a_collector_that_is_down_never_reaches_the_agent(
+    tmp_path: Path, model_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    _safety.reset_counters()
+    agentprof.configure(db=str(tmp_path / "store"), otlp=True, schedule_delay_millis=10)
+    run_agent(model_server)  # returns normally: the export happens on the processor's thread
+    agentprof.shutdown()  # the exporter is stopped first, so no back-off outlives the program
+    assert len(store_calls(tmp_path / "store")) == 1  # the store kept recording
+    assert _safety.counters().get("otlp_spans_failed", 0) >= 1
+    assert _safety.counters().get("otlp_spans_exported", 0) == 0
+
+
+def test_joining_an_applications_tracer_provider(tmp_path: Path, model_server: TestServer) -> None:
+    application_exporter = InMemorySpanExporter()
+    application = TracerProvider()
+    application.add_span_processor(SimpleSpanProcessor(application_exporter))
+    agentprof.configure(db=str(tmp_path / "store"), tracer_provider=application)
+    with application.get_tracer("app").start_as_current_span("handle request"):
+        run_agent(model_server)
+    agentprof.shutdown()
+    names = {span.name for span in application_exporter.get_finished_spans()}
+    assert {"handle request", "invoke_agent support", "classify", "chat gpt-4o-mini"} <= names
+    by_name = {span.name: span for span in application_exporter.get_finished_spans()}
+    request_context = by_name["handle request"].context
+    assert request_context is not None and by_name["invoke_agent support"].parent is not None
+    assert by_name["invoke_agent support"].parent.span_id == request_context.span_id  # one trace
+    assert len(store_calls(tmp_path / "store")) == 1
+    application.shutdown()
+
+
+def test_an_unsupported_protocol_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    with pytest.raises(ConfigError, match="OTLP protocol 'http/json' is not supported"):
+        agentprof.configure(db=str(tmp_path / "store"), otlp=True)
+    assert _runtime.get_runtime() is None  # nothing half-configured is left running
+
+
+def test_doctor_shows_what_the_collector_refused(
+    tmp_path: Path, model_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from agentprof.cli import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setenv("AGENTPROF_OTLP", "1")
+    _safety.reset_counters()
+    agentprof.configure(db=str(tmp_path / "store"), schedule_delay_millis=10)
+    run_agent(model_server)
+    agentprof.shutdown()
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["doctor", "--db", str(tmp_path / "store")])
+    output = " ".join(result.output.split())
+    assert f"on (AGENTPROF_OTLP): http://127.0.0.1:{closed_port}" in output
+    assert "problem OTLP export 0 spans delivered to the OTLP collector, 3 refused or undeliverable" in output
