@@ -10,6 +10,10 @@ things come out of a request:
   with provider and model, with the approximate token position of the boundary (characters of
   canonical JSON / 4: good enough to compare against cache minimums of 1,024+ tokens);
 * the number of ``cache_control`` breakpoints (Anthropic prompt caching opt-in).
+
+Chat Completions and Anthropic bodies carry ``messages`` (and Anthropic a top-level ``system``);
+OpenAI Responses bodies carry ``instructions`` (the system prompt) and ``input``, a string (one
+user message) or a list of items, which take the place of the messages.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import xxhash
 CHARS_PER_TOKEN = 4
 # Fields that change how a response is delivered or billed, not what it says.
 _TRANSPORT_FIELDS = frozenset({"stream", "stream_options", "metadata", "user", "store", "service_tier"})
+_EMBEDDINGS_FIELDS = frozenset({"encoding_format", "dimensions"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +81,16 @@ def fingerprint_request(body: bytes, provider: str) -> RequestFingerprints | Non
     tools = request.get("tools")
     if tools:
         segments.append((-2, "tools", tools))
-    system = request.get("system")
+    system = request.get("system") or request.get("instructions")
     if system:
         segments.append((-1, "system", system))
     messages = request.get("messages")
+    if messages is None:
+        messages = _responses_input(request)
     if isinstance(messages, list):
         for index, message in enumerate(messages):
-            role = message.get("role", "") if isinstance(message, dict) else ""
+            # A Responses item without a role (function_call, function_call_output, ...) goes by its type.
+            role = message.get("role", message.get("type", "")) if isinstance(message, dict) else ""
             segments.append((index, str(role), message))
 
     seed = f"{provider}\x00{request.get('model', '')}".encode()
@@ -105,10 +113,30 @@ def fingerprint_request(body: bytes, provider: str) -> RequestFingerprints | Non
     )
 
 
+def _responses_input(request: dict[str, Any]) -> list[Any] | None:
+    """A Responses API ``input`` as messages: a string is one user message, a list of items is kept.
+
+    Embeddings bodies have an ``input`` too (strings or token ids, never items): they must stay
+    without prefixes, so a list counts only when its items are objects, and a string only in a
+    body without the embeddings-only fields (the SDK always sends ``encoding_format``).
+    """
+    value = request.get("input")
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return value
+    if isinstance(value, str) and not _EMBEDDINGS_FIELDS & request.keys():
+        return [{"role": "user", "content": value}]
+    return None
+
+
 def _response_format(request: dict[str, Any]) -> str | None:
-    """The requested output format: OpenAI ``response_format.type``, Anthropic ``output_format``."""
-    for key in ("response_format", "output_format"):
-        value = request.get(key)
+    """The requested output format: ``response_format.type``, Responses ``text.format.type``, ``output_format``."""
+    text = request.get("text")
+    candidates = (
+        request.get("response_format"),
+        request.get("output_format"),
+        text.get("format") if isinstance(text, dict) else None,
+    )
+    for value in candidates:
         if isinstance(value, dict) and isinstance(value.get("type"), str):
             return str(value["type"])
     return None

@@ -31,6 +31,7 @@ from agentprof import _semconv as sc
 from agentprof._calls import ModelCall, finish_call, start_call
 from agentprof._usage import CanonicalUsage
 
+from . import openai_responses
 from ._patching import (
     Patcher,
     async_call_wrapper,
@@ -251,11 +252,13 @@ def instrument() -> None:
         _patcher.patch(AsyncCompletions, "parse", async_wrapper)
     _patcher.patch(Embeddings, "create", sync_call_wrapper(_start_embeddings, _on_embeddings))
     _patcher.patch(AsyncEmbeddings, "create", async_call_wrapper(_start_embeddings, _on_embeddings))
+    openai_responses.instrument()
 
 
 def uninstrument() -> None:
     """Restore the OpenAI SDK's original methods."""
     _patcher.unpatch_all()
+    openai_responses.uninstrument()
 
 
 def is_instrumented() -> bool:
