@@ -16,9 +16,22 @@ from agentprof import _runtime, _safety
 SUPPORTED_SDKS: dict[str, str] = {
     "openai": "agentprof.integrations.openai",
     "anthropic": "agentprof.integrations.anthropic",
+    "google.genai": "agentprof.integrations.google_genai",
 }
 
 _lock = threading.Lock()
+
+
+def _installed(sdk: str) -> bool:
+    """Whether ``sdk`` can be imported, without importing it.
+
+    ``find_spec`` of a dotted name (``google.genai``) imports the parent package and raises
+    when that is missing, instead of returning ``None``.
+    """
+    try:
+        return importlib.util.find_spec(sdk) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def instrument() -> list[str]:
@@ -30,7 +43,7 @@ def instrument() -> list[str]:
     done: list[str] = []
     with _lock:
         for sdk, integration in SUPPORTED_SDKS.items():
-            if importlib.util.find_spec(sdk) is None:
+            if not _installed(sdk):
                 continue
             try:
                 importlib.import_module(integration).instrument()
@@ -44,7 +57,7 @@ def uninstrument() -> None:
     """Undo :func:`instrument`: every patched SDK method is restored to the original."""
     with _lock:
         for sdk, integration in SUPPORTED_SDKS.items():
-            if importlib.util.find_spec(sdk) is None:
+            if not _installed(sdk):
                 continue
             try:
                 importlib.import_module(integration).uninstrument()

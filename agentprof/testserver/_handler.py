@@ -24,7 +24,9 @@ from agentprof.testserver._anthropic import AnthropicProvider
 from agentprof.testserver._cache import CacheRequestError
 from agentprof.testserver._embeddings import embeddings_response
 from agentprof.testserver._exchange import RecordedExchange
+from agentprof.testserver._gemini import provider_for_path as gemini_provider_for_path
 from agentprof.testserver._openai import OpenAIProvider
+from agentprof.testserver._openai_responses import OpenAIResponsesProvider
 from agentprof.testserver._provider import ParsedRequest, Provider, RequestError, SseEvent
 from agentprof.testserver._script import ScriptedReply, ScriptError, default_reply_text, parse_directives, plan_reply
 
@@ -33,10 +35,13 @@ if TYPE_CHECKING:
 
 _OPENAI = OpenAIProvider()
 _ANTHROPIC = AnthropicProvider()
+_RESPONSES = OpenAIResponsesProvider()
 _MODEL_ROUTES: Mapping[str, Provider] = {
     "/v1/chat/completions": _OPENAI,
     "/chat/completions": _OPENAI,
     "/v1/messages": _ANTHROPIC,
+    "/v1/responses": _RESPONSES,
+    "/responses": _RESPONSES,
 }
 
 
@@ -163,6 +168,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._embeddings(raw, path)
         elif path in _MODEL_ROUTES:
             _ModelCall(self, _MODEL_ROUTES[path], path).run(raw)
+        elif (gemini := gemini_provider_for_path(path)) is not None:  # the model is in the path
+            _ModelCall(self, gemini, path).run(raw)
         else:
             self._not_found(path)
 
@@ -181,7 +188,8 @@ class _ModelCall:
 
     def record(self, status: int, usage: dict[str, Any] | None = None, text: str = "") -> None:
         request = self.request
-        model = self.body.get("model") if isinstance(self.body, Mapping) else None
+        body_model = self.body.get("model") if isinstance(self.body, Mapping) else None
+        model = request.model if request else body_model  # Gemini names the model in the path, not the body
         self.owner._record(
             RecordedExchange(
                 api=self.provider.api,
@@ -238,7 +246,8 @@ class _ModelCall:
         created = int(time.time())
         if not request.stream:
             body = self.provider.response_body(request, reply, inputs, response_id, created)
-            self.record(200, body["usage"], reply.text)  # first, so the client never sees an answer unrecorded
+            # Recorded first, so the client never sees an answer unrecorded.
+            self.record(200, self.provider.usage(inputs, reply), reply.text)
             return self.handler._send_json(200, body, headers)
         events = self.provider.stream_events(request, reply, inputs, response_id, created)
         self.stream(events, headers, script)
