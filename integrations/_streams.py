@@ -222,3 +222,21 @@ def proxy_stream(stream: Any, call: ModelCall, state: StreamState, *, is_async: 
     if is_async:
         return AsyncStreamProxy(stream, recorder)
     return SyncStreamProxy(stream, recorder)
+
+
+def helper_close_wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Wrapper for an SDK stream *helper*'s ``close`` (``ChatCompletionStream``, ``ResponseStream``).
+
+    The SDK helpers wrap the raw stream (our proxy) as ``_raw_stream`` but close only the HTTP
+    response, and a helper holds itself in a reference cycle: without this, a helper left
+    early would keep its span open until the garbage collector ran. Runs before the SDK's close
+    and returns exactly what it returns (the very coroutine, when async). The span ends as
+    complete if the terminal event was seen, else incomplete and unpriced.
+    """
+    try:
+        raw = getattr(instance, "_raw_stream", None)
+        if isinstance(raw, _StreamProxyBase):
+            raw._self_close_recorded()
+    except Exception as exc:
+        _safety.internal_error("stream.helper_close", exc)
+    return wrapped(*args, **kwargs)

@@ -21,6 +21,7 @@ from typing import Any
 
 from openai import AsyncStream, Stream
 from openai._base_client import BaseClient
+from openai.lib.streaming.chat import AsyncChatCompletionStream, ChatCompletionStream
 from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.resources.embeddings import AsyncEmbeddings, Embeddings
 from openai.types import CreateEmbeddingResponse
@@ -39,7 +40,7 @@ from ._patching import (
     number,
     sync_call_wrapper,
 )
-from ._streams import StreamState, proxy_stream
+from ._streams import StreamState, helper_close_wrapper, proxy_stream
 
 PROVIDER = "openai"
 _patcher = Patcher()
@@ -252,6 +253,9 @@ def instrument() -> None:
         _patcher.patch(AsyncCompletions, "parse", async_wrapper)
     _patcher.patch(Embeddings, "create", sync_call_wrapper(_start_embeddings, _on_embeddings))
     _patcher.patch(AsyncEmbeddings, "create", async_call_wrapper(_start_embeddings, _on_embeddings))
+    # The .stream() helper closes only the HTTP response: end the raw stream's span with it.
+    _patcher.patch(ChatCompletionStream, "close", helper_close_wrapper)
+    _patcher.patch(AsyncChatCompletionStream, "close", helper_close_wrapper)
     openai_responses.instrument()
 
 

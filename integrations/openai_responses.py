@@ -35,13 +35,13 @@ from typing import Any
 
 from openai import AsyncStream, Stream
 
-from agentprof import _runtime, _safety
+from agentprof import _runtime
 from agentprof import _semconv as sc
 from agentprof._calls import ModelCall, finish_call, start_call
 from agentprof._usage import CanonicalUsage
 
 from ._patching import Patcher, async_call_wrapper, number, sync_call_wrapper
-from ._streams import AsyncStreamProxy, StreamState, SyncStreamProxy, proxy_stream
+from ._streams import StreamState, helper_close_wrapper, proxy_stream
 
 try:
     from openai.lib.streaming.responses import AsyncResponseStream, ResponseStream
@@ -252,21 +252,6 @@ def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
     return result
 
 
-def _helper_stream_closed(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Wrapper for ``(Async)ResponseStream.close``: end the span of the raw stream the helper wraps.
-
-    Runs before the SDK's close and returns exactly what it returns (the very coroutine, when
-    async). The span ends as complete if the terminal event was seen, else incomplete, unpriced.
-    """
-    try:
-        raw = getattr(instance, "_raw_stream", None)
-        if isinstance(raw, SyncStreamProxy | AsyncStreamProxy):
-            raw._self_close_recorded()
-    except Exception as exc:
-        _safety.internal_error("openai_responses.helper_close", exc)
-    return wrapped(*args, **kwargs)
-
-
 def instrument() -> None:
     """Patch the Responses resources (idempotent); called by the OpenAI integration's ``instrument()``."""
     if not SDK_HAS_RESPONSES:
@@ -278,8 +263,8 @@ def instrument() -> None:
     if hasattr(Responses, "parse"):
         _patcher.patch(Responses, "parse", sync_wrapper)
         _patcher.patch(AsyncResponses, "parse", async_wrapper)
-    _patcher.patch(ResponseStream, "close", _helper_stream_closed)
-    _patcher.patch(AsyncResponseStream, "close", _helper_stream_closed)
+    _patcher.patch(ResponseStream, "close", helper_close_wrapper)
+    _patcher.patch(AsyncResponseStream, "close", helper_close_wrapper)
 
 
 def uninstrument() -> None:

@@ -353,3 +353,17 @@ def test_a_streamed_answer_hashes_like_the_same_answer_not_streamed(
     plain, streamed = calls()
     assert plain["output_hash"] is not None and plain["output_chars"] > 0
     assert (streamed["output_hash"], streamed["output_chars"]) == (plain["output_hash"], plain["output_chars"])
+
+
+def test_stream_helper_left_early_ends_its_span_at_once(oai: openai.OpenAI, calls: Calls) -> None:
+    gc.disable()  # the helper holds itself in a cycle: only our close hook may end the span here
+    try:
+        with oai.chat.completions.stream(
+            model=OPENAI_MODEL, messages=user("[[chunks:8]][[reply:a b c d e f g h]]"), stream_options=INCLUDE_USAGE
+        ) as stream:
+            for _ in stream:
+                break
+        [row] = calls()
+    finally:
+        gc.enable()
+    assert row["stream_complete"] is False and row["usage_known"] is False and row["cost_usd"] is None
