@@ -17,6 +17,7 @@ SUPPORTED_SDKS: dict[str, str] = {
     "openai": "agentprof.integrations.openai",
     "anthropic": "agentprof.integrations.anthropic",
     "google.genai": "agentprof.integrations.google_genai",
+    "langgraph": "agentprof.integrations.langgraph",
 }
 
 _lock = threading.Lock()
