@@ -18,6 +18,8 @@ SUPPORTED_SDKS: dict[str, str] = {
     "anthropic": "agentprof.integrations.anthropic",
     "google.genai": "agentprof.integrations.google_genai",
     "langgraph": "agentprof.integrations.langgraph",
+    # ``agents`` is a common name: the OpenAI Agents SDK is the one with a ``tracing`` package.
+    "agents.tracing": "agentprof.integrations.openai_agents",
 }
 
 _lock = threading.Lock()
