@@ -47,17 +47,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import gc
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -65,8 +63,9 @@ from typing import Any
 
 import anthropic
 import openai
+from _harness import EXPORT_NEVER_MS, GC, NullExporter, ServerProcess, percentile  # benchmarks/ is sys.path[0]
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 import agentprof
@@ -74,77 +73,7 @@ from agentprof import _runtime
 
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
-SERVER_BANNER = "agentprof test server listening on "
 GROUPS = ("openai", "anthropic", "openai-stream")
-EXPORT_NEVER_MS = 3_600_000  # span processors export only when the benchmark flushes them
-
-
-# --- the test server, in its own process ---------------------------------------------------------
-class ServerProcess:
-    """``python -m agentprof.testserver`` as a child process; :attr:`url` from its first stdout line."""
-
-    def __init__(self) -> None:
-        self._stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agentprof.testserver", "--port", "0", "--no-prompt-cache"],
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # '' if the server died before printing
-        if not line.startswith(SERVER_BANNER):
-            self.stop()
-            self._stderr.seek(0)
-            raise RuntimeError(f"test server did not start: {line!r}\n{self._stderr.read().decode(errors='replace')}")
-        self.url = line[len(SERVER_BANNER) :].strip()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._stderr.close()
-
-
-# --- the OpenTelemetry reference span ------------------------------------------------------------
-class NullExporter(SpanExporter):
-    """Accepts every batch and drops it."""
-
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
-
-
-# --- garbage collector time (agentprof keeps SDK objects alive until export) -----------------------
-class GcClock:
-    """Wall time spent in the cyclic garbage collector (any thread) and number of full collections."""
-
-    def __init__(self) -> None:
-        self.total_ns = 0
-        self.full = 0
-        self._start = 0
-        gc.callbacks.append(self._callback)
-
-    def _callback(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._start = time.perf_counter_ns()
-        else:
-            self.total_ns += time.perf_counter_ns() - self._start
-            self.full += info["generation"] == 2
-
-
-GC = GcClock()
 
 
 # --- variants -------------------------------------------------------------------------------------
@@ -315,13 +244,6 @@ def run_round(variants: list[Variant], calls: int, block: int, *, record: bool) 
 
 
 # --- statistics -----------------------------------------------------------------------------------
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
-    return float(ordered[rank - 1])
-
-
 def summarise(variant: Variant, bare: Variant) -> dict[str, Any]:
     us = 1e-3
     result: dict[str, Any] = {

@@ -1,0 +1,105 @@
+"""Pieces shared by ``overhead.py`` and ``peers.py`` (not a benchmark itself).
+
+* :class:`ServerProcess`: ``python -m agentprof.testserver --port 0 --no-prompt-cache`` in a
+  separate process, its URL read from the first line it prints;
+* :class:`NullExporter`: a span exporter that drops every batch (and counts the spans it got);
+* :data:`GC`: wall time spent in the cyclic garbage collector and number of full collections;
+* :func:`percentile`: nearest-rank percentile.
+
+Both scripts are run as ``python benchmarks/<script>.py``, so this directory is on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+SERVER_BANNER = "agentprof test server listening on "
+EXPORT_NEVER_MS = 3_600_000  # span processors export only when the benchmark flushes them
+
+
+# --- the test server, in its own process ---------------------------------------------------------
+class ServerProcess:
+    """``python -m agentprof.testserver`` as a child process; :attr:`url` from its first stdout line."""
+
+    def __init__(self, python: str | None = None) -> None:
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [python or sys.executable, "-m", "agentprof.testserver", "--port", "0", "--no-prompt-cache"],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # '' if the server died before printing
+        if not line.startswith(SERVER_BANNER):
+            self.stop()
+            self._stderr.seek(0)
+            raise RuntimeError(f"test server did not start: {line!r}\n{self._stderr.read().decode(errors='replace')}")
+        self.url = line[len(SERVER_BANNER) :].strip()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+
+# --- span export that costs nothing --------------------------------------------------------------
+class NullExporter(SpanExporter):
+    """Accepts every batch and drops it; :attr:`spans` counts what it was given."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+# --- garbage collector time (agentprof keeps SDK objects alive until export) -----------------------
+class GcClock:
+    """Wall time spent in the cyclic garbage collector (any thread) and number of full collections."""
+
+    def __init__(self) -> None:
+        self.total_ns = 0
+        self.full = 0
+        self._start = 0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter_ns()
+        else:
+            self.total_ns += time.perf_counter_ns() - self._start
+            self.full += info["generation"] == 2
+
+
+GC = GcClock()
+
+
+# --- statistics -----------------------------------------------------------------------------------
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return float(ordered[rank - 1])
