@@ -10,6 +10,13 @@ canonical total adds ``cache_read_input_tokens`` and ``cache_creation_input_toke
 split of cache writes comes from ``usage.cache_creation``. In a stream, ``message_start``
 carries the input side and each ``message_delta`` carries *cumulative* totals, so the last
 delta wins (the SDK's own ``accumulate_event`` does the same).
+
+Provider: ``AnthropicBedrock`` and ``AnthropicVertex`` (and their async twins) go through the
+same ``Messages`` resource, so the client decides ``gen_ai.provider.name``: ``aws.bedrock`` /
+``gcp.vertex_ai`` (the SDK's own ``_gen_ai_provider_name``, else the class name), ``anthropic``
+otherwise. The request model is the platform's id (``anthropic.claude-...-v2:0``,
+``claude-sonnet-4@20250514``), which is how those providers bill; their replies name the model
+Anthropic's way, recorded as the response model.
 """
 
 from __future__ import annotations
@@ -39,7 +46,33 @@ from ._patching import (
 from ._streams import StreamState, proxy_stream
 
 PROVIDER = "anthropic"
+BEDROCK_PROVIDER = "aws.bedrock"
+VERTEX_PROVIDER = "gcp.vertex_ai"
+_PLATFORM_CLIENTS = {
+    "AnthropicBedrock": BEDROCK_PROVIDER,
+    "AsyncAnthropicBedrock": BEDROCK_PROVIDER,
+    "AnthropicVertex": VERTEX_PROVIDER,
+    "AsyncAnthropicVertex": VERTEX_PROVIDER,
+}
 _patcher = Patcher()
+
+
+_client_providers: dict[type[object], str] = {}  # client class -> provider name (a handful of classes)
+
+
+def provider_for_client_type(client_type: type[object]) -> str:
+    """``gen_ai.provider.name`` for a client class: the SDK's own OTel name, else known class names."""
+    found = _client_providers.get(client_type)
+    if found is not None:
+        return found
+    named = getattr(client_type, "_gen_ai_provider_name", None)
+    if isinstance(named, str) and named:
+        found = named
+    else:  # an SDK without the attribute: known platform classes, subclasses included
+        names = (cls.__name__ for cls in client_type.__mro__)
+        found = next((_PLATFORM_CLIENTS[name] for name in names if name in _PLATFORM_CLIENTS), PROVIDER)
+    _client_providers[client_type] = found
+    return found
 
 
 def canonical_usage(usage: Any, delta: Any = None) -> CanonicalUsage | None:
@@ -208,7 +241,8 @@ class MessageStreamState(StreamState):
 def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if _runtime.get_runtime() is None:
         return None
-    url = instance._client.base_url
+    client = instance._client
+    url = client.base_url
     attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
     if url.port is not None:
         attributes[sc.SERVER_PORT] = url.port
@@ -219,7 +253,7 @@ def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if (value := number(kwargs, "top_p")) is not None:
         attributes[sc.GEN_AI_REQUEST_TOP_P] = value
     return start_call(
-        PROVIDER,
+        provider_for_client_type(type(client)),
         kwargs.get("model"),
         stream=kwargs.get("stream") is True,
         request_attributes=attributes,

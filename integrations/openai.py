@@ -6,8 +6,13 @@ Patched at class level (every client instance is covered, including ones made be
 ``Completions.parse`` / ``AsyncCompletions.parse`` (which post on their own),
 ``Embeddings.create`` / ``AsyncEmbeddings.create``, plus a hook on
 ``BaseClient._build_request`` that hands the serialised body and URL to the recording call.
-OpenAI-compatible providers reached through ``base_url`` are recorded as ``"openai"``; the
-exporter resolves the real provider from the captured URL.
+Provider: ``gen_ai.provider.name`` is whoever serves and bills the call, not the SDK:
+``azure.ai.openai`` for ``AzureOpenAI`` / ``AsyncAzureOpenAI`` clients and for Azure's
+``/openai/deployments/<deployment>`` URL shape, the provider a known base URL host belongs to
+(``groq``, ``together``, ``openrouter``, ``deepseek`` ...), and ``"openai"`` for api.openai.com,
+local and unknown hosts (vLLM, Ollama, proxies: priced by the model name or a user price). The
+SDK is implied by the instrumentation. An Azure request without a model records the deployment
+as the request model.
 
 Streams: OpenAI sends usage only when the caller asked for it with
 ``stream_options={"include_usage": True}``. agentprof never injects that option (user code may
@@ -17,10 +22,12 @@ recorded as complete with usage unknown: unpriced, never $0.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from openai import AsyncStream, Stream
 from openai._base_client import BaseClient
+from openai.lib.azure import BaseAzureClient
 from openai.lib.streaming.chat import AsyncChatCompletionStream, ChatCompletionStream
 from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.resources.embeddings import AsyncEmbeddings, Embeddings
@@ -183,10 +190,30 @@ class ChatStreamState(StreamState):
         )
 
 
+@functools.lru_cache(maxsize=256)
+def _provider_for(base_url: str, azure: bool) -> tuple[str, str | None]:
+    """``(provider name, Azure deployment or None)`` for a client's base URL, computed once per URL."""
+    from agentprof.pricing._normalize import AZURE_DEPLOYMENT_PATH, serving_provider_name
+
+    _, found, rest = base_url.partition(AZURE_DEPLOYMENT_PATH)
+    deployment = (rest.partition("/")[0].partition("?")[0] or None) if found else None
+    if azure:
+        return "azure.ai.openai", deployment
+    provider = serving_provider_name(base_url, PROVIDER)
+    return provider, deployment if provider == "azure.ai.openai" else None
+
+
+def serving_provider(client: Any) -> tuple[str, str | None]:
+    """Who serves a client's calls, as OTel names it, and the Azure deployment its base URL is bound to."""
+    return _provider_for(str(client.base_url), isinstance(client, BaseAzureClient))
+
+
 def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if _runtime.get_runtime() is None:
         return None
-    url = instance._client.base_url
+    client = instance._client
+    url = client.base_url
+    provider, deployment = serving_provider(client)
     attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
     if url.port is not None:
         attributes[sc.SERVER_PORT] = url.port
@@ -199,8 +226,8 @@ def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if (value := number(kwargs, "top_p")) is not None:
         attributes[sc.GEN_AI_REQUEST_TOP_P] = value
     return start_call(
-        PROVIDER,
-        kwargs.get("model"),
+        provider,
+        kwargs.get("model") or deployment,
         stream=kwargs.get("stream") is True,
         request_attributes=attributes,
     )
@@ -221,11 +248,18 @@ def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
 def _start_embeddings(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if _runtime.get_runtime() is None:
         return None
-    url = instance._client.base_url
+    client = instance._client
+    url = client.base_url
+    provider, deployment = serving_provider(client)
     attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
     if url.port is not None:
         attributes[sc.SERVER_PORT] = url.port
-    return start_call(PROVIDER, kwargs.get("model"), operation=sc.OPERATION_EMBEDDINGS, request_attributes=attributes)
+    return start_call(
+        provider,
+        kwargs.get("model") or deployment,
+        operation=sc.OPERATION_EMBEDDINGS,
+        request_attributes=attributes,
+    )
 
 
 def _on_embeddings(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:

@@ -9,7 +9,8 @@ it only renames a provider or strips a path that is known to be a path.
 
 The rules, in order:
 
-1. A known base URL host decides the provider (it says who bills the call). Local hosts and
+1. A known base URL host decides the provider (it says who bills the call); so do Hugging Face
+   router paths and Azure's ``/openai/deployments/`` path on a custom domain. Local hosts and
    unknown hosts keep the provider the SDK reported, since they are usually proxies or test servers.
 2. Otherwise the given provider name is mapped to a genai-prices provider id (OTel, OpenInference
    and LiteLLM spellings); an unknown name is kept, lower-cased, so reports can show it.
@@ -22,9 +23,9 @@ The rules, in order:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-__all__ = ["ModelRef", "resolve_model"]
+__all__ = ["ModelRef", "resolve_model", "serving_provider_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,9 @@ PREFIX_PROVIDERS: dict[str, str] = {
 
 # Providers whose own model ids contain slashes (`meta-llama/...`, `accounts/fireworks/models/...`,
 # `openai/gpt-oss-120b` on Groq): a prefix there is part of the id, never a provider hint.
-SLASH_ID_PROVIDERS = frozenset({"openrouter", "together", "fireworks", "groq", "novita", "perplexity", "cloudflare"})
+SLASH_ID_PROVIDERS = frozenset(
+    {"openrouter", "together", "fireworks", "groq", "novita", "perplexity", "cloudflare", "baseten"}
+)
 
 _KNOWN_PROVIDER_IDS = frozenset(PROVIDER_ALIASES.values())
 
@@ -155,7 +158,36 @@ BASE_URL_HOSTS: dict[str, str] = {
     "api.cerebras.ai": "cerebras",
     "api.moonshot.ai": "moonshotai",
     "api.moonshot.cn": "moonshotai",
+    "api.novita.ai": "novita",
+    "api.arcee.ai": "arcee",
+    "api.avian.io": "avian",
+    "inference.baseten.co": "baseten",
+    "api.minimax.io": "minimax",
+    "api.minimaxi.com": "minimax",
+    "api.z.ai": "zai",
+    "open.bigmodel.cn": "zhipuai",
+    "api.doubleword.ai": "doubleword",
+    "oai.endpoints.kepler.ai.cloud.ovh.net": "ovhcloud",
+    "ollama.com": "ollama",
 }
+
+# Hugging Face's router names the serving provider in the first path segment
+# (`https://router.huggingface.co/together/v1`); genai-prices prices each as `huggingface_<name>`.
+HUGGINGFACE_ROUTED = frozenset(
+    {
+        "cerebras",
+        "fireworks-ai",
+        "groq",
+        "hyperbolic",
+        "nebius",
+        "novita",
+        "nscale",
+        "ovhcloud",
+        "publicai",
+        "sambanova",
+        "together",
+    }
+)
 
 # (host suffix, provider) for hosts that embed a resource name or a region.
 BASE_URL_SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -164,6 +196,7 @@ BASE_URL_SUFFIXES: tuple[tuple[str, str], ...] = (
     (".services.ai.azure.com", "azure"),
     (".azure-api.net", "azure"),
     ("-aiplatform.googleapis.com", "google"),
+    (".rep.googleapis.com", "google"),
     (".amazonaws.com", "aws"),
 )
 
@@ -189,14 +222,14 @@ def resolve_model(provider: str | None, model: str | None, base_url: str | None 
 
     prefix, sep, rest = name.partition("/")
     hinted = PREFIX_PROVIDERS.get(prefix.lower()) if sep and rest else None
-    if hinted is not None and resolved not in SLASH_ID_PROVIDERS:
+    if hinted is not None and not _uses_slash_ids(resolved):
         # The prefix names the provider only when nothing better did: an explicit provider, even an
         # unknown (self-hosted) one, is kept, so `openai/gpt-oss-20b` on vLLM is not priced as OpenAI.
         if resolved is None or resolved in _ROUTERS:
             resolved = hinted
         if resolved in _KNOWN_PROVIDER_IDS:
             # `openrouter/anthropic/claude-...`: what follows the prefix is an OpenRouter id, keep it whole.
-            name = rest if resolved in SLASH_ID_PROVIDERS else _strip_resource_path(rest)
+            name = rest if _uses_slash_ids(resolved) else _strip_resource_path(rest)
     return ModelRef(provider=resolved, model=name, raw=raw)
 
 
@@ -216,7 +249,8 @@ def provider_from_base_url(base_url: str | None) -> str | None:
         return None
     text = base_url.strip()
     try:
-        host = urlsplit(text if "://" in text else f"//{text}").hostname
+        parts = urlsplit(text if "://" in text else f"//{text}")
+        host = parts.hostname
     except ValueError:
         return None
     if not host or host in _LOCAL_HOSTS:
@@ -228,11 +262,55 @@ def provider_from_base_url(base_url: str | None) -> str | None:
             if name == "aws" and not host.startswith("bedrock"):
                 continue
             return name
+    if host == "router.huggingface.co":
+        routed = parts.path.strip("/").partition("/")[0]
+        return f"huggingface_{routed}" if routed in HUGGINGFACE_ROUTED else None
+    if AZURE_DEPLOYMENT_PATH in parts.path:  # Azure OpenAI behind a custom domain (API Management, a gateway)
+        return "azure"
     return None
 
 
+AZURE_DEPLOYMENT_PATH = "/openai/deployments/"
+"""The path shape of Azure OpenAI's deployment-scoped endpoints, whatever the host."""
+
+# OTel `gen_ai.provider.name` well-known values for genai-prices provider ids; other ids are recorded as they are.
+OTEL_PROVIDER_NAMES: dict[str, str] = {
+    "azure": "azure.ai.openai",
+    "aws": "aws.bedrock",
+    "x-ai": "x_ai",
+    "mistral": "mistral_ai",
+    "moonshotai": "moonshot_ai",
+}
+
+
+def serving_provider_name(base_url: str | None, default: str) -> str:
+    """The OTel ``gen_ai.provider.name`` of whoever serves ``base_url``; ``default`` when the URL says nothing.
+
+    An OpenAI-compatible client pointed at Groq, Together, OpenRouter ... is recorded under
+    that provider (it bills the call); local and unknown hosts keep ``default`` (the SDK's provider),
+    except that an Azure deployment path on a local or custom host is still Azure OpenAI.
+    Every returned name maps back to the same genai-prices id through :func:`normalize_provider`.
+    """
+    found = provider_from_base_url(base_url)
+    if found is None:
+        return "azure.ai.openai" if base_url and AZURE_DEPLOYMENT_PATH in base_url else default
+    if found == "google":
+        host = urlsplit(base_url or "").hostname or ""
+        return "gcp.vertex_ai" if "aiplatform" in host else "gcp.gemini"
+    return OTEL_PROVIDER_NAMES.get(found, found)
+
+
+def _uses_slash_ids(provider: str | None) -> bool:
+    return provider is not None and (provider in SLASH_ID_PROVIDERS or provider.startswith("huggingface_"))
+
+
 def _strip_resource_path(name: str) -> str:
-    """Strip resource paths that wrap a model id: Gemini ``models/``, Vertex publishers, Bedrock ARNs."""
+    """Strip resource paths that wrap a model id: Gemini ``models/``, Vertex publishers, Bedrock ARNs.
+
+    A percent-encoded id (a Bedrock id read off a request path, ``...-v2%3A0``) is decoded first.
+    """
+    if "%" in name:
+        name = unquote(name)
     if name.startswith("models/"):
         return name[len("models/") :]
     if name.startswith(("projects/", "publishers/")) and "/models/" in name:

@@ -27,6 +27,7 @@ from agentprof.testserver._exchange import RecordedExchange
 from agentprof.testserver._gemini import provider_for_path as gemini_provider_for_path
 from agentprof.testserver._openai import OpenAIProvider
 from agentprof.testserver._openai_responses import OpenAIResponsesProvider
+from agentprof.testserver._platforms import provider_for_path as platform_provider_for_path
 from agentprof.testserver._provider import ParsedRequest, Provider, RequestError, SseEvent
 from agentprof.testserver._script import ScriptedReply, ScriptError, default_reply_text, parse_directives, plan_reply
 
@@ -170,6 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
             _ModelCall(self, _MODEL_ROUTES[path], path).run(raw)
         elif (gemini := gemini_provider_for_path(path)) is not None:  # the model is in the path
             _ModelCall(self, gemini, path).run(raw)
+        elif (platform := platform_provider_for_path(path)) is not None:  # Azure, Bedrock, Vertex paths
+            _ModelCall(self, platform, path).run(raw)
         else:
             self._not_found(path)
 

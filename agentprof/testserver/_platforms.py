@@ -1,0 +1,101 @@
+"""Cloud platforms that serve the same two wire formats under their own paths.
+
+* Azure OpenAI: ``POST /openai/deployments/{deployment}/chat/completions?api-version=...``,
+  a Chat Completions body. The deployment stands in for the model when the body names none.
+* AWS Bedrock (InvokeModel): ``POST /model/{model_id}/invoke``, an Anthropic Messages body
+  with ``anthropic_version`` instead of ``model``. The reply is a Messages object whose
+  ``model`` is Anthropic's name (``claude-3-5-sonnet-20241022``), not the Bedrock id.
+  ``/invoke-with-response-stream`` (AWS event-stream framing) is not served.
+* Google Vertex AI: ``POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{model}:rawPredict``
+  (``:streamRawPredict`` for SSE, with ``stream`` kept in the body), a Messages body with
+  ``anthropic_version``; the reply names the model Anthropic's way (``@`` becomes ``-``).
+
+Each exchange is recorded with the model from the path, as the platform bills it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+from urllib.parse import unquote
+
+from agentprof.testserver._anthropic import AnthropicProvider
+from agentprof.testserver._cache import InputUsage
+from agentprof.testserver._openai import OpenAIProvider
+from agentprof.testserver._provider import ParsedRequest, Provider, RequestError, SseEvent
+from agentprof.testserver._script import PlannedReply
+
+_AZURE_CHAT = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/chat/completions$")
+_BEDROCK_INVOKE = re.compile(r"^/model/(?P<model>[^/]+)/invoke$")
+_VERTEX_PREDICT = re.compile(
+    r"^/v1/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/(?P<model>[^/:]+):(?:rawPredict|streamRawPredict)$"
+)
+# `us.anthropic.claude-3-5-haiku-20241022-v1:0` -> `claude-3-5-haiku-20241022`.
+_BEDROCK_ID = re.compile(r"^(?:[a-z]+\.)?anthropic\.(?P<name>claude-.+?)(?:-v\d+(?::\d+)?)?$")
+
+
+def bedrock_response_model(model_id: str) -> str:
+    """The model name Bedrock's Anthropic replies carry for a Bedrock model id (the id if unrecognised)."""
+    match = _BEDROCK_ID.match(model_id)
+    return match.group("name") if match else model_id
+
+
+def vertex_response_model(model_id: str) -> str:
+    """The model name Vertex's Anthropic replies carry: ``claude-sonnet-4@20250514`` -> ``claude-sonnet-4-20250514``."""
+    return model_id.replace("@", "-")
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    """Chat Completions addressed to a deployment: the deployment is the model when the body has none."""
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+
+    def parse(self, body: Any) -> ParsedRequest:
+        """Parse as Chat Completions, filling ``model`` from the deployment."""
+        if isinstance(body, dict) and not body.get("model"):
+            body = {**body, "model": self.deployment}
+        return super().parse(body)
+
+
+class PlatformAnthropicProvider(AnthropicProvider):
+    """Anthropic Messages on a cloud platform: model from the path, ``anthropic_version`` in the body."""
+
+    def __init__(self, model_id: str, response_model: str) -> None:
+        self.model_id = model_id
+        self.response_model = response_model
+
+    def parse(self, body: Any, *, require_max_tokens: bool = True) -> ParsedRequest:
+        """Validate the platform body (``anthropic_version`` required, no ``model``) and parse it."""
+        if not isinstance(body, dict):
+            raise RequestError("The request body must be a JSON object.")
+        if not isinstance(body.get("anthropic_version"), str):
+            raise RequestError("anthropic_version: Field required")
+        return super().parse({**body, "model": self.model_id}, require_max_tokens=require_max_tokens)
+
+    def response_body(
+        self, request: ParsedRequest, reply: PlannedReply, inputs: InputUsage, response_id: str, created: int
+    ) -> dict[str, Any]:
+        """A ``message`` object naming the model as the platform does."""
+        return {**super().response_body(request, reply, inputs, response_id, created), "model": self.response_model}
+
+    def stream_events(
+        self, request: ParsedRequest, reply: PlannedReply, inputs: InputUsage, response_id: str, created: int
+    ) -> list[SseEvent]:
+        """The Messages event sequence, with the platform's model name in ``message_start``."""
+        renamed = dataclasses.replace(request, model=self.response_model)
+        return super().stream_events(renamed, reply, inputs, response_id, created)
+
+
+def provider_for_path(path: str) -> Provider | None:
+    """The provider serving a platform path (Azure, Bedrock, Vertex), or ``None`` for other paths."""
+    if match := _AZURE_CHAT.match(path):
+        return AzureOpenAIProvider(unquote(match.group("deployment")))
+    if match := _BEDROCK_INVOKE.match(path):
+        model_id = unquote(match.group("model"))
+        return PlatformAnthropicProvider(model_id, bedrock_response_model(model_id))
+    if match := _VERTEX_PREDICT.match(path):
+        model_id = unquote(match.group("model"))
+        return PlatformAnthropicProvider(model_id, vertex_response_model(model_id))
+    return None
