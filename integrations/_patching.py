@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,7 +291,7 @@ def build_request_hook(
     return request
 
 
-def number(kwargs: dict[str, Any], key: str) -> int | float | None:
+def number(kwargs: Mapping[str, Any], key: str) -> int | float | None:
     """A numeric request parameter from ``kwargs`` (``None`` when absent, ``NOT_GIVEN`` or not a number)."""
     value = kwargs.get(key)
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -22,12 +22,10 @@ recorded as complete with usage unknown: unpriced, never $0.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from openai import AsyncStream, Stream
 from openai._base_client import BaseClient
-from openai.lib.azure import BaseAzureClient
 from openai.lib.streaming.chat import AsyncChatCompletionStream, ChatCompletionStream
 from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.resources.embeddings import AsyncEmbeddings, Embeddings
@@ -36,20 +34,19 @@ from openai.types.chat import ChatCompletion
 
 from agentprof import _runtime
 from agentprof import _semconv as sc
-from agentprof._calls import ModelCall, finish_call, start_call
+from agentprof._calls import ModelCall, finish_call
 from agentprof._usage import CanonicalUsage
 
 from . import openai_responses
+from ._openai_client import start_openai_call
 from ._patching import (
     Patcher,
     async_call_wrapper,
     build_request_hook,
-    number,
     sync_call_wrapper,
 )
 from ._streams import StreamState, helper_close_wrapper, proxy_stream
 
-PROVIDER = "openai"
 _patcher = Patcher()
 
 
@@ -190,47 +187,10 @@ class ChatStreamState(StreamState):
         )
 
 
-@functools.lru_cache(maxsize=256)
-def _provider_for(base_url: str, azure: bool) -> tuple[str, str | None]:
-    """``(provider name, Azure deployment or None)`` for a client's base URL, computed once per URL."""
-    from agentprof.pricing._normalize import AZURE_DEPLOYMENT_PATH, serving_provider_name
-
-    _, found, rest = base_url.partition(AZURE_DEPLOYMENT_PATH)
-    deployment = (rest.partition("/")[0].partition("?")[0] or None) if found else None
-    if azure:
-        return "azure.ai.openai", deployment
-    provider = serving_provider_name(base_url, PROVIDER)
-    return provider, deployment if provider == "azure.ai.openai" else None
-
-
-def serving_provider(client: Any) -> tuple[str, str | None]:
-    """Who serves a client's calls, as OTel names it, and the Azure deployment its base URL is bound to."""
-    return _provider_for(str(client.base_url), isinstance(client, BaseAzureClient))
-
-
 def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if _runtime.get_runtime() is None:
         return None
-    client = instance._client
-    url = client.base_url
-    provider, deployment = serving_provider(client)
-    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
-    if url.port is not None:
-        attributes[sc.SERVER_PORT] = url.port
-    if (value := number(kwargs, "temperature")) is not None:
-        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = value
-    if (value := number(kwargs, "max_completion_tokens")) is not None or (
-        value := number(kwargs, "max_tokens")
-    ) is not None:
-        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
-    if (value := number(kwargs, "top_p")) is not None:
-        attributes[sc.GEN_AI_REQUEST_TOP_P] = value
-    return start_call(
-        provider,
-        kwargs.get("model") or deployment,
-        stream=kwargs.get("stream") is True,
-        request_attributes=attributes,
-    )
+    return start_openai_call(instance, kwargs, max_tokens_keys=("max_completion_tokens", "max_tokens"))
 
 
 def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
@@ -248,18 +208,7 @@ def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
 def _start_embeddings(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if _runtime.get_runtime() is None:
         return None
-    client = instance._client
-    url = client.base_url
-    provider, deployment = serving_provider(client)
-    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
-    if url.port is not None:
-        attributes[sc.SERVER_PORT] = url.port
-    return start_call(
-        provider,
-        kwargs.get("model") or deployment,
-        operation=sc.OPERATION_EMBEDDINGS,
-        request_attributes=attributes,
-    )
+    return start_openai_call(instance, kwargs, max_tokens_keys=(), operation=sc.OPERATION_EMBEDDINGS, sampling=False)
 
 
 def _on_embeddings(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:

@@ -36,11 +36,11 @@ from typing import Any
 from openai import AsyncStream, Stream
 
 from agentprof import _runtime
-from agentprof import _semconv as sc
-from agentprof._calls import ModelCall, finish_call, start_call
+from agentprof._calls import ModelCall, finish_call
 from agentprof._usage import CanonicalUsage
 
-from ._patching import Patcher, async_call_wrapper, number, sync_call_wrapper
+from ._openai_client import start_openai_call
+from ._patching import Patcher, async_call_wrapper, sync_call_wrapper
 from ._streams import StreamState, helper_close_wrapper, proxy_stream
 
 try:
@@ -224,22 +224,7 @@ class ResponseEventsState(StreamState):
 def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if _runtime.get_runtime() is None:
         return None
-    url = instance._client.base_url
-    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
-    if url.port is not None:
-        attributes[sc.SERVER_PORT] = url.port
-    if (value := number(kwargs, "temperature")) is not None:
-        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = value
-    if (value := number(kwargs, "max_output_tokens")) is not None:
-        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
-    if (value := number(kwargs, "top_p")) is not None:
-        attributes[sc.GEN_AI_REQUEST_TOP_P] = value
-    return start_call(
-        PROVIDER,
-        kwargs.get("model"),
-        stream=kwargs.get("stream") is True,
-        request_attributes=attributes,
-    )
+    return start_openai_call(instance, kwargs, max_tokens_keys=("max_output_tokens",))
 
 
 def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
