@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +62,22 @@ def usage_from_attributes(attributes: Mapping[str, Any]) -> CanonicalUsage | Non
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SpanFields:
+    """The span fields a spool row needs besides attributes: ids as lowercase hex, times in ns."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    error: bool
+
+
+_PRICED_BY_REQUEST_MODEL = frozenset({"aws.bedrock", "gcp.vertex_ai"})
+
+
 class SpanMapper:
     """Turns spans into spool rows; holds what is loaded once (user prices)."""
 
@@ -83,22 +100,46 @@ class SpanMapper:
 
     def map(self, span: ReadableSpan, payload: Payload | None) -> SpoolRow | None:
         """Return the spool row for ``span``, or ``None`` for spans agentprof does not store."""
-        attributes = span.attributes or {}
+        context = span.context
+        assert context is not None
+        fields = SpanFields(
+            trace_id=format(context.trace_id, "032x"),
+            span_id=format(context.span_id, "016x"),
+            parent_span_id=format(span.parent.span_id, "016x") if span.parent else None,
+            name=span.name,
+            start_ns=span.start_time or 0,
+            end_ns=span.end_time or 0,
+            error=span.status.status_code is StatusCode.ERROR,
+        )
+        return self.map_fields(fields, span.attributes or {}, payload)
+
+    def map_fields(
+        self,
+        fields: SpanFields,
+        attributes: Mapping[str, Any],
+        payload: Payload | None,
+        *,
+        service_name: str | None = None,
+        pid: int | None = _PID,
+    ) -> SpoolRow | None:
+        """Map a span given as plain fields plus agentprof/GenAI attributes.
+
+        The one mapping shared by live spans (:meth:`map`) and spans received over OTLP or
+        imported from files (:mod:`agentprof.ingest`), so both are stored and priced alike.
+        ``service_name`` and ``pid`` default to this mapper's service and this process.
+        """
         kind = attributes.get(sc.AGENTPROF_KIND)
         if kind not in (sc.KIND_TASK, sc.KIND_STEP, sc.KIND_MODEL_CALL):
             return None
-        context = span.context
-        assert context is not None
-        error = span.status.status_code is StatusCode.ERROR
         row: SpoolRow = {
             "kind": kind,
-            "trace_id": format(context.trace_id, "032x"),
-            "span_id": format(context.span_id, "016x"),
-            "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
-            "name": span.name,
-            "start_time_ns": span.start_time,
-            "end_time_ns": span.end_time,
-            "status": "error" if error else "ok",
+            "trace_id": fields.trace_id,
+            "span_id": fields.span_id,
+            "parent_span_id": fields.parent_span_id,
+            "name": fields.name,
+            "start_time_ns": fields.start_ns,
+            "end_time_ns": fields.end_ns,
+            "status": "error" if fields.error else "ok",
             "error_type": attributes.get(sc.ERROR_TYPE),
             "task_id": attributes.get(sc.AGENTPROF_TASK_ID),
             "task_name": attributes.get(sc.AGENTPROF_TASK_NAME, sc.UNTRACKED_TASK),
@@ -107,8 +148,8 @@ class SpanMapper:
             "step_path": attributes.get(sc.AGENTPROF_STEP_PATH),
             "tool_args_hash": attributes.get(sc.AGENTPROF_TOOL_ARGS_HASH),
             "tool_result_hash": attributes.get(sc.AGENTPROF_TOOL_RESULT_HASH),
-            "service_name": self.service_name,
-            "pid": _PID,
+            "service_name": service_name or self.service_name,
+            "pid": pid,
         }
         if kind == sc.KIND_TASK:
             user = {
@@ -121,11 +162,11 @@ class SpanMapper:
             row["score"] = attributes.get(sc.AGENTPROF_TASK_SCORE)
             row["outcome_explicit"] = bool(attributes.get(sc.AGENTPROF_TASK_OUTCOME_EXPLICIT, False))
         elif kind == sc.KIND_MODEL_CALL:
-            self._map_model_call(row, span, attributes, payload)
+            self._map_model_call(row, fields.start_ns, attributes, payload)
         return row
 
     def _map_model_call(
-        self, row: SpoolRow, span: ReadableSpan, attributes: Mapping[str, Any], payload: Payload | None
+        self, row: SpoolRow, start_ns: int, attributes: Mapping[str, Any], payload: Payload | None
     ) -> None:
         provider = attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.GEN_AI_SYSTEM)
         request_model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
@@ -161,7 +202,14 @@ class SpanMapper:
         base_url = payload.base_url if payload is not None else attributes.get(sc.AGENTPROF_BASE_URL)
         if payload is not None:
             self._map_payload(row, payload, str(provider or ""))
-        self._price(row, usage, provider, response_model or request_model, base_url, span.start_time or 0)
+        # Bedrock and Vertex answer with Anthropic's model name, but bill by their own model id
+        # (a `global.` inference profile costs more than a regional one): price by the request.
+        priced_model = (
+            (request_model or response_model)
+            if provider in _PRICED_BY_REQUEST_MODEL
+            else (response_model or request_model)
+        )
+        self._price(row, usage, provider, priced_model, base_url, start_ns)
 
     def _map_payload(self, row: SpoolRow, payload: Payload, provider: str) -> None:
         try:

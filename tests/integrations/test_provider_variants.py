@@ -315,3 +315,15 @@ def test_client_class_names_decide_the_provider_when_the_sdk_does_not_say() -> N
     assert provider_for_client_type(MyVertex) == "gcp.vertex_ai"
     assert provider_for_client_type(anthropic.AnthropicBedrock) == "aws.bedrock"
     assert provider_for_client_type(anthropic.AsyncAnthropic) == "anthropic"
+
+
+def test_bedrock_global_inference_profile_is_priced_by_the_requested_id(server: LocalModelServer, calls: Calls) -> None:
+    profile = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"  # not the regional price
+    with _bedrock(server) as client:
+        message = client.messages.create(model=profile, max_tokens=64, messages=user("[[reply:global]]"))
+    assert not message.model.startswith("global.")  # the answer names Anthropic's model, not the profile
+    (row,) = calls()
+    usage = server.requests[0].usage or {}
+    assert Decimal(row["cost_usd"]) == anthropic_price(usage, profile, "aws", row) > 0
+    regional = anthropic_price(usage, "anthropic.claude-sonnet-4-5-20250929-v1:0", "aws", row)
+    assert Decimal(row["cost_usd"]) != regional

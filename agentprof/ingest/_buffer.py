@@ -1,0 +1,135 @@
+"""Received spans held per trace until the trace is complete enough to attribute, then spooled.
+
+Exporters send children before parents (a parent ends last), often in different requests, and
+a foreign model call can only be attributed to its task and step once its ancestors are here.
+So a trace is mapped when its root has arrived and nothing new came for ``settle_s`` seconds,
+or ``max_wait_s`` after its last span whatever arrived. agentprof's own spans carry their task
+and step and are written at once. A mapped trace is *retained* for ``retain_s``: a straggler
+then is mapped with the whole tree around it, and only its own rows are written (the store's
+primary keys would ignore a repeated row anyway).
+
+Not thread-safe: one writer thread owns a buffer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from agentprof import _semconv as sc
+from agentprof._records import SpoolRow
+from agentprof.ingest._decode import FlatSpan
+from agentprof.ingest._traces import MappedSpans, TraceMapper
+
+RowSink = Callable[[list[SpoolRow]], None]
+
+
+@dataclass(slots=True)
+class _Trace:
+    spans: dict[str, FlatSpan] = field(default_factory=dict)
+    written: set[str] = field(default_factory=set)
+    last_seen: float = 0.0
+    has_root: bool = False
+    flushed_at: float | None = None
+
+
+class TraceBuffer:
+    """Assembles traces from batches of spans and hands their rows to ``sink``."""
+
+    def __init__(
+        self,
+        sink: RowSink,
+        mapper: TraceMapper | None = None,
+        *,
+        settle_s: float = 1.0,
+        max_wait_s: float = 30.0,
+        retain_s: float = 10.0,
+        max_spans: int = 500_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sink = sink
+        self._mapper = mapper or TraceMapper()
+        self.settle_s = settle_s
+        self.max_wait_s = max_wait_s
+        self.retain_s = retain_s
+        self.max_spans = max_spans
+        self._clock = clock
+        self._traces: dict[str, _Trace] = {}
+        self._held = 0
+        self.totals = MappedSpans()
+
+    @property
+    def pending_spans(self) -> int:
+        """Spans held (waiting or retained)."""
+        return self._held
+
+    def add(self, spans: Iterable[FlatSpan]) -> None:
+        """Take a batch: agentprof's own spans are written now, the others wait for their trace."""
+        now = self._clock()
+        native: list[FlatSpan] = []
+        for span in spans:
+            trace = self._traces.get(span.trace_id)
+            if trace is None:
+                trace = self._traces[span.trace_id] = _Trace()
+            if span.span_id in trace.spans:
+                continue
+            trace.spans[span.span_id] = span
+            self._held += 1
+            trace.last_seen = now
+            if span.parent_span_id is None:
+                trace.has_root = True
+            if sc.AGENTPROF_KIND in span.attributes:
+                native.append(span)
+                trace.written.add(span.span_id)
+        if native:
+            self._emit(self._mapper.map_spans(native))
+        if self._held > self.max_spans:
+            self._evict()
+
+    def flush_ready(self) -> None:
+        """Map and write every trace that is ready, and forget retained ones that expired."""
+        now = self._clock()
+        for trace_id, trace in list(self._traces.items()):
+            unwritten = trace.spans.keys() - trace.written
+            if not unwritten:
+                if trace.flushed_at is None or now - trace.flushed_at >= self.retain_s:
+                    self._forget(trace_id)
+                continue
+            quiet = now - trace.last_seen
+            if (trace.has_root and quiet >= self.settle_s) or quiet >= self.max_wait_s:
+                self._flush(trace, now)
+
+    def flush_all(self) -> None:
+        """Map and write everything held (shutdown, end of an import)."""
+        now = self._clock()
+        for trace_id, trace in list(self._traces.items()):
+            if trace.spans.keys() - trace.written:
+                self._flush(trace, now)
+            self._forget(trace_id)
+
+    def _flush(self, trace: _Trace, now: float) -> None:
+        unwritten = set(trace.spans.keys() - trace.written)
+        only = None if not trace.written else unwritten
+        self._emit(self._mapper.map_trace(list(trace.spans.values()), only=only))
+        trace.written |= unwritten
+        trace.flushed_at = now
+
+    def _evict(self) -> None:
+        """Over the memory bound: write the oldest traces now rather than hold more."""
+        for trace_id, trace in sorted(self._traces.items(), key=lambda item: item[1].last_seen):
+            if self._held <= self.max_spans // 2:
+                break
+            if trace.spans.keys() - trace.written:
+                self._flush(trace, self._clock())
+            self._forget(trace_id)
+
+    def _forget(self, trace_id: str) -> None:
+        trace = self._traces.pop(trace_id)
+        self._held -= len(trace.spans)
+
+    def _emit(self, mapped: MappedSpans) -> None:
+        if mapped.rows:
+            self._sink(mapped.rows)
+        mapped.rows = []
+        self.totals.add(mapped)

@@ -1,0 +1,194 @@
+"""OTLP trace requests (protobuf bytes, OTLP JSON) decoded into flat, validated spans.
+
+The receiver and the importer both end here, so the rules live once: ids must have their OTLP
+lengths (16-byte trace, 8-byte span, empty or 8-byte parent) and must not be all zero; a span
+that breaks them is *rejected* (counted for ``partial_success``), never stored half-right.
+Attribute values become plain Python (``AnyValue`` decoded recursively; ``*_strindex`` fields,
+used only by profiles, are ignored). OTLP JSON differs from the protobuf JSON mapping in one
+way that matters: ids are hex, not base64, so they are converted before parsing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+_STATUS_ERROR = 2
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+class RequestDecodeError(ValueError):
+    """The request body is not an ``ExportTraceServiceRequest`` (answered with 400)."""
+
+
+@dataclass(slots=True)
+class FlatSpan:
+    """One received span with its resource and scope, ids as lowercase hex."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    error: bool
+    attributes: dict[str, Any]
+    resource: Mapping[str, Any] = field(default_factory=dict)
+    scope_name: str = ""
+
+
+@dataclass(slots=True)
+class DecodedRequest:
+    """The valid spans of one request and how many were rejected (and why, for the first)."""
+
+    spans: list[FlatSpan]
+    rejected: int = 0
+    first_error: str = ""
+
+
+def any_value(value: AnyValue) -> Any:
+    """An OTLP ``AnyValue`` as plain Python (``None`` when unset)."""
+    kind = value.WhichOneof("value")
+    if kind is None or kind == "string_value_strindex":
+        return None
+    if kind == "array_value":
+        return [any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {item.key: any_value(item.value) for item in value.kvlist_value.values}
+    return getattr(value, kind)
+
+
+def attributes_of(pairs: Any) -> dict[str, Any]:
+    """Repeated ``KeyValue`` as a dict (later duplicates win, as in the SDK)."""
+    result: dict[str, Any] = {}
+    pair: KeyValue
+    for pair in pairs:
+        result[pair.key] = any_value(pair.value)
+    return result
+
+
+def decode_protobuf(body: bytes) -> DecodedRequest:
+    """Decode a binary ``ExportTraceServiceRequest``.
+
+    Raises:
+        RequestDecodeError: The bytes are not a valid message.
+    """
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise RequestDecodeError(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}") from None
+    return flatten(request)
+
+
+def decode_json(body: bytes | str | Mapping[str, Any]) -> DecodedRequest:
+    """Decode an OTLP JSON ``ExportTraceServiceRequest`` (hex ids; unknown fields ignored).
+
+    Raises:
+        RequestDecodeError: Not JSON, not an object, or not the message's shape.
+    """
+    if isinstance(body, Mapping):
+        data: Any = body
+    else:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestDecodeError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise RequestDecodeError("not an OTLP JSON ExportTraceServiceRequest: the top level is not an object")
+    try:
+        _hex_ids_to_base64(data)
+        request = json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RequestDecodeError(f"not an OTLP JSON ExportTraceServiceRequest: {message}") from None
+    return flatten(request)
+
+
+def _hex_ids_to_base64(data: dict[str, Any]) -> None:
+    """Rewrite hex ids in place into the base64 the protobuf JSON parser expects.
+
+    A malformed id becomes empty, so the span is rejected by validation rather than the
+    whole request failing.
+    """
+    for resource_spans in _list(data, "resourceSpans", "resource_spans"):
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            for span in _list(scope_spans, "spans"):
+                _fix_ids(span)
+                for link in _list(span, "links"):
+                    _fix_ids(link)
+
+
+def _list(container: Any, *keys: str) -> Iterator[Any]:
+    if not isinstance(container, dict):
+        return
+    for key in keys:
+        value = container.get(key)
+        if isinstance(value, list):
+            yield from value
+
+
+def _fix_ids(span: Any) -> None:
+    if not isinstance(span, dict):
+        return
+    for key in _ID_KEYS:
+        value = span.get(key)
+        if isinstance(value, str):
+            try:
+                raw = bytes.fromhex(value)
+            except ValueError:
+                raw = b""
+            span[key] = base64.b64encode(raw).decode("ascii")
+
+
+def flatten(request: ExportTraceServiceRequest) -> DecodedRequest:
+    """Validate and flatten every span of ``request``."""
+    result = DecodedRequest(spans=[])
+    for resource_spans in request.resource_spans:
+        resource = attributes_of(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name
+            for span in scope_spans.spans:
+                problem = _invalid(span.trace_id, span.span_id, span.parent_span_id)
+                if problem:
+                    result.rejected += 1
+                    result.first_error = result.first_error or f"span {span.name!r}: {problem}"
+                    continue
+                result.spans.append(
+                    FlatSpan(
+                        trace_id=binascii.hexlify(span.trace_id).decode("ascii"),
+                        span_id=binascii.hexlify(span.span_id).decode("ascii"),
+                        parent_span_id=binascii.hexlify(span.parent_span_id).decode("ascii")
+                        if span.parent_span_id and span.parent_span_id != _ZERO_SPAN
+                        else None,
+                        name=span.name,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=max(span.end_time_unix_nano, span.start_time_unix_nano),
+                        error=span.status.code == _STATUS_ERROR,
+                        attributes=attributes_of(span.attributes),
+                        resource=resource,
+                        scope_name=scope_name,
+                    )
+                )
+    return result
+
+
+def _invalid(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str:
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        return f"invalid trace id ({len(trace_id)} bytes)"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        return f"invalid span id ({len(span_id)} bytes)"
+    if parent_span_id and len(parent_span_id) != 8:
+        return f"invalid parent span id ({len(parent_span_id)} bytes)"
+    return ""

@@ -1,0 +1,177 @@
+"""Spans per second through ``agentprof serve`` (OTLP/HTTP protobuf and JSON), end to end.
+
+Starts ``agentprof serve --port 0`` as a **separate process** (the client must not share its
+GIL), sends ``--requests`` export requests of ``--batch`` spans each from one client thread
+(what one ``BatchSpanProcessor`` does; 503 answers are retried after 10 ms), then sends
+SIGTERM and waits for the process to exit: the graceful shutdown maps and spools everything.
+
+Each trace is an agent run: ``invoke_agent`` root, one tool step, and OTel GenAI ``chat`` spans
+with usage and 2 KB of ``gen_ai.input.messages`` (so fingerprinting runs). Two figures per
+encoding: *accepted* (requests answered 200 / wall time of sending) and *spooled* (spans /
+time from the first request until the server has written every row and exited).
+
+    python benchmarks/receiver.py                    # --requests 40 --batch 512 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from google.protobuf import json_format  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+_URL = re.compile(r"on (http://127\.0\.0\.1:\d+)/v1/traces")
+_SYSTEM = json.dumps([{"type": "text", "content": "You are a careful support agent. " * 60}])
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def build_request(index: int, batch: int) -> ExportTraceServiceRequest:
+    """``batch`` spans: traces of 1 agent + 1 tool + 6 chat spans, unique ids per request."""
+    message = ExportTraceServiceRequest()
+    resource_spans = message.resource_spans.add()
+    resource_spans.resource.attributes.append(_kv("service.name", "bench"))
+    scope = resource_spans.scope_spans.add()
+    scope.scope.name = "bench"
+    t0 = time.time_ns()
+    n = 0
+    while n < batch:
+        trace = os.urandom(16)
+        root, tool = os.urandom(8), os.urandom(8)
+        spans: list[tuple[bytes, bytes, str, dict[str, object]]] = [
+            (
+                root,
+                b"",
+                "invoke_agent support",
+                {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"},
+            )
+        ]
+        spans.append(
+            (tool, root, "execute_tool search", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"})
+        )
+        for call in range(6):
+            messages = json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": f"question {index}-{n}-{call}"}]}]
+            )
+            attributes: dict[str, object] = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 1200 + call,
+                "gen_ai.usage.output_tokens": 80,
+                "gen_ai.usage.cache_read.input_tokens": 1024,
+                "gen_ai.response.id": f"chatcmpl-{index}-{n}-{call}",
+                "gen_ai.system_instructions": _SYSTEM,
+                "gen_ai.input.messages": messages,
+            }
+            spans.append((os.urandom(8), tool if call % 2 else root, "chat gpt-4o-mini", attributes))
+        for span_id, parent, name, attributes in spans[: batch - n]:
+            span = Span(
+                trace_id=trace,
+                span_id=span_id,
+                parent_span_id=parent,
+                name=name,
+                kind=Span.SPAN_KIND_INTERNAL,
+                start_time_unix_nano=t0,
+                end_time_unix_nano=t0 + 1_000_000,
+            )
+            span.attributes.extend(_kv(k, v) for k, v in attributes.items())
+            scope.spans.append(span)
+            n += 1
+    return message
+
+
+def to_json(message: ExportTraceServiceRequest) -> bytes:
+    data = json_format.MessageToDict(message)
+    for resource_spans in data["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(data).encode()
+
+
+def run_once(bodies: list[bytes], content_type: str, spans: int) -> tuple[float, float, int]:
+    """(accepted spans/s, spooled spans/s, rows written) for one server process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0", "--db", tmp],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stderr is not None
+        match = _URL.search(server.stderr.readline())
+        assert match, "serve did not start"
+        url = match.group(1) + "/v1/traces"
+        start = time.perf_counter()
+        for body in bodies:
+            while True:
+                request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        response.read()
+                    break
+                except urllib.error.HTTPError as error:
+                    if error.code != 503:
+                        raise
+                    time.sleep(0.01)
+        sent = time.perf_counter()
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=600)
+        done = time.perf_counter()
+        rows = sum(len(p.read_text().splitlines()) for p in (Path(tmp) / "spool").glob("seg-*.jsonl"))
+    return spans / (sent - start), spans / (done - start), rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    messages = [build_request(i, args.batch) for i in range(args.requests)]
+    spans = args.requests * args.batch
+    encodings = {
+        "protobuf": ([m.SerializeToString() for m in messages], "application/x-protobuf"),
+        "json": ([to_json(m) for m in messages], "application/json"),
+    }
+    for name, (bodies, content_type) in encodings.items():
+        size = sum(map(len, bodies)) / len(bodies) / 1024
+        accepted, spooled = [], []
+        for _ in range(args.repeat):
+            a, s, rows = run_once(bodies, content_type, spans)
+            accepted.append(a)
+            spooled.append(s)
+            print(
+                f"{name}: {spans} spans ({size:.0f} KiB/request), accepted {a:,.0f}/s, spooled {s:,.0f}/s, {rows} rows"
+            )
+        print(
+            f"{name} median: accepted {statistics.median(accepted):,.0f} spans/s, "
+            f"end to end {statistics.median(spooled):,.0f} spans/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
