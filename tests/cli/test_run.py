@@ -15,7 +15,7 @@ import pytest
 
 from agentprof.testserver import TestServer
 
-AGENT = '''
+AGENT = """
 import os, sys, threading, multiprocessing, subprocess
 import openai
 
@@ -37,7 +37,7 @@ if __name__ == "__main__":
         raise RuntimeError("the agent gave up")
     print("agent done")
     sys.exit(int(os.environ.get("AGENT_EXIT", "0")))
-'''
+"""
 
 
 @pytest.fixture
