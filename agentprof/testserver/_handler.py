@@ -257,7 +257,8 @@ class _ModelCall:
 
     def stream(self, events: list[SseEvent], headers: dict[str, str], script: ScriptedReply) -> None:
         handler = self.handler
-        headers.update({"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"})
+        content_type = getattr(self.provider, "stream_content_type", "text/event-stream; charset=utf-8")
+        headers.update({"Content-Type": content_type, "Cache-Control": "no-cache"})
         headers["Transfer-Encoding"] = "chunked"
         to_send = events[: max(1, len(events) // 2)] if script.stream_error else events
         # Record before the last event leaves, so a client that has read the whole stream always

@@ -327,3 +327,41 @@ def test_bedrock_global_inference_profile_is_priced_by_the_requested_id(server: 
     assert Decimal(row["cost_usd"]) == anthropic_price(usage, profile, "aws", row) > 0
     regional = anthropic_price(usage, "anthropic.claude-sonnet-4-5-20250929-v1:0", "aws", row)
     assert Decimal(row["cost_usd"]) != regional
+
+
+def test_bedrock_streams_in_aws_event_stream_framing(server: LocalModelServer, calls: Calls) -> None:
+    with _bedrock(server) as client:
+        stream = client.messages.create(
+            model=BEDROCK_MODEL, max_tokens=64, messages=user("[[chunks:4]][[reply:one two three four]]"), stream=True
+        )
+        kinds = [event.type for event in stream]
+        with client.messages.stream(model=BEDROCK_MODEL, max_tokens=64, messages=user("[[reply:helper]]")) as helper:
+            text = helper.get_final_text()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop" and "content_block_delta" in kinds
+    assert text == "helper"
+    assert [exchange.path for exchange in server.requests] == [
+        f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"
+    ] * 2
+    rows = calls()
+    assert len(rows) == 2
+    for row, exchange in zip(rows, server.requests, strict=True):
+        truth = anthropic_truth(exchange.usage or {})
+        assert usage_of(row, truth) == truth
+        assert (row["provider"], row["stream"], row["stream_complete"]) == ("aws.bedrock", True, True)
+        assert row["ttft_ms"] is not None
+        assert Decimal(row["cost_usd"]) == anthropic_price(exchange.usage or {}, BEDROCK_MODEL, "aws", row) > 0
+
+
+async def test_async_bedrock_stream_closed_early_is_incomplete_and_unpriced(
+    server: LocalModelServer, calls: Calls
+) -> None:
+    client = anthropic.AsyncAnthropicBedrock(api_key="test", aws_region="us-east-1", base_url=server.url, max_retries=0)
+    async with client:
+        stream = await client.messages.create(
+            model=BEDROCK_MODEL, max_tokens=64, messages=user("[[chunks:6]][[reply:a b c d e f]]"), stream=True
+        )
+        async for _ in stream:
+            break
+        await stream.close()
+    (row,) = calls()
+    assert (row["stream_complete"], row["usage_known"], row["cost_usd"]) == (False, False, None)
