@@ -252,6 +252,27 @@ def async_call_wrapper(start: StartCall, on_result: OnResult) -> Wrapper:
     return wrapper
 
 
+def patch_call_methods(
+    patcher: Patcher,
+    sync_resource: type,
+    async_resource: type,
+    start: StartCall,
+    on_result: OnResult,
+    names: tuple[str, ...] = ("create", "parse"),
+) -> None:
+    """Record every method in ``names`` that the SDK resource pair has (sync and async twins).
+
+    ``parse`` and friends exist only in newer SDKs: a missing method is skipped, not an error.
+    """
+    sync_wrapper = sync_call_wrapper(start, on_result)
+    async_wrapper = async_call_wrapper(start, on_result)
+    for name in names:
+        if hasattr(sync_resource, name):
+            patcher.patch(sync_resource, name, sync_wrapper)
+        if hasattr(async_resource, name):
+            patcher.patch(async_resource, name, async_wrapper)
+
+
 def deferred_sync_call(
     start: StartCall, on_result: OnResult, instance: Any, kwargs: dict[str, Any], request: Callable[[], Any]
 ) -> Callable[[], Any]:

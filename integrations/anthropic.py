@@ -36,12 +36,11 @@ from agentprof._usage import CanonicalUsage
 
 from ._patching import (
     Patcher,
-    async_call_wrapper,
     build_request_hook,
     deferred_async_call,
     deferred_sync_call,
     number,
-    sync_call_wrapper,
+    patch_call_methods,
 )
 from ._streams import StreamState, proxy_stream
 
@@ -299,13 +298,7 @@ def _stream_helper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: d
 def instrument() -> None:
     """Patch the Anthropic SDK (idempotent)."""
     _patcher.patch(BaseClient, "_build_request", build_request_hook)
-    sync_wrapper = sync_call_wrapper(_start, _on_result)
-    async_wrapper = async_call_wrapper(_start, _on_result)
-    _patcher.patch(Messages, "create", sync_wrapper)
-    _patcher.patch(AsyncMessages, "create", async_wrapper)
-    if hasattr(Messages, "parse"):
-        _patcher.patch(Messages, "parse", sync_wrapper)
-        _patcher.patch(AsyncMessages, "parse", async_wrapper)
+    patch_call_methods(_patcher, Messages, AsyncMessages, _start, _on_result)
     _patcher.patch(Messages, "stream", _stream_helper)
     _patcher.patch(AsyncMessages, "stream", _stream_helper)
 

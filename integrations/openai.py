@@ -41,9 +41,8 @@ from . import openai_responses
 from ._openai_client import start_openai_call
 from ._patching import (
     Patcher,
-    async_call_wrapper,
     build_request_hook,
-    sync_call_wrapper,
+    patch_call_methods,
 )
 from ._streams import StreamState, helper_close_wrapper, proxy_stream
 
@@ -227,15 +226,8 @@ def _on_embeddings(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
 def instrument() -> None:
     """Patch the OpenAI SDK (idempotent)."""
     _patcher.patch(BaseClient, "_build_request", build_request_hook)
-    sync_wrapper = sync_call_wrapper(_start, _on_result)
-    async_wrapper = async_call_wrapper(_start, _on_result)
-    _patcher.patch(Completions, "create", sync_wrapper)
-    _patcher.patch(AsyncCompletions, "create", async_wrapper)
-    if hasattr(Completions, "parse"):
-        _patcher.patch(Completions, "parse", sync_wrapper)
-        _patcher.patch(AsyncCompletions, "parse", async_wrapper)
-    _patcher.patch(Embeddings, "create", sync_call_wrapper(_start_embeddings, _on_embeddings))
-    _patcher.patch(AsyncEmbeddings, "create", async_call_wrapper(_start_embeddings, _on_embeddings))
+    patch_call_methods(_patcher, Completions, AsyncCompletions, _start, _on_result)
+    patch_call_methods(_patcher, Embeddings, AsyncEmbeddings, _start_embeddings, _on_embeddings, ("create",))
     # The .stream() helper closes only the HTTP response: end the raw stream's span with it.
     _patcher.patch(ChatCompletionStream, "close", helper_close_wrapper)
     _patcher.patch(AsyncChatCompletionStream, "close", helper_close_wrapper)

@@ -40,7 +40,7 @@ from agentprof._calls import ModelCall, finish_call
 from agentprof._usage import CanonicalUsage
 
 from ._openai_client import start_openai_call
-from ._patching import Patcher, async_call_wrapper, sync_call_wrapper
+from ._patching import Patcher, patch_call_methods
 from ._streams import StreamState, helper_close_wrapper, proxy_stream
 
 try:
@@ -241,13 +241,7 @@ def instrument() -> None:
     """Patch the Responses resources (idempotent); called by the OpenAI integration's ``instrument()``."""
     if not SDK_HAS_RESPONSES:
         return
-    sync_wrapper = sync_call_wrapper(_start, _on_result)
-    async_wrapper = async_call_wrapper(_start, _on_result)
-    _patcher.patch(Responses, "create", sync_wrapper)
-    _patcher.patch(AsyncResponses, "create", async_wrapper)
-    if hasattr(Responses, "parse"):
-        _patcher.patch(Responses, "parse", sync_wrapper)
-        _patcher.patch(AsyncResponses, "parse", async_wrapper)
+    patch_call_methods(_patcher, Responses, AsyncResponses, _start, _on_result)
     _patcher.patch(ResponseStream, "close", helper_close_wrapper)
     _patcher.patch(AsyncResponseStream, "close", helper_close_wrapper)
 
