@@ -69,11 +69,28 @@ def make_exporter() -> SpanExporter:
     return OTLPSpanExporter()
 
 
+class CountingBatchSpanProcessor(BatchSpanProcessor):
+    """A ``BatchSpanProcessor`` that counts the spans handed to it.
+
+    Its queue drops the oldest spans silently when full; spans handed in minus spans delivered
+    or refused is what it dropped, reported at shutdown (``agentprof doctor``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received = 0
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Count, then queue (never blocks)."""
+        self.received += 1
+        super().on_end(span)
+
+
 def make_processor(
     *, max_queue_size: int, schedule_delay_millis: float, max_export_batch_size: int
-) -> BatchSpanProcessor:
+) -> CountingBatchSpanProcessor:
     """A bounded batch processor feeding the OTLP exporter, with cost attributes added."""
-    return BatchSpanProcessor(
+    return CountingBatchSpanProcessor(
         CostAttributingExporter(make_exporter()),
         max_queue_size=max_queue_size,
         schedule_delay_millis=schedule_delay_millis,
@@ -202,5 +219,10 @@ def shutdown_processor(processor: BatchSpanProcessor, deadline_s: float = FINAL_
             _safety.count("otlp_final_flush_abandoned")
         processor.span_exporter.shutdown()
         processor.shutdown()  # type: ignore[no-untyped-call]
+        if isinstance(processor, CountingBatchSpanProcessor):
+            counters = _safety.counters()
+            handled = counters.get("otlp_spans_exported", 0) + counters.get("otlp_spans_failed", 0)
+            if processor.received > handled:
+                _safety.count("otlp_spans_dropped", processor.received - handled)
     except Exception as exc:
         _safety.internal_error("otlp.shutdown", exc)

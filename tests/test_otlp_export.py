@@ -216,3 +216,24 @@ def test_doctor_shows_what_the_collector_refused(
     output = " ".join(result.output.split())
     assert f"on (AGENTPROF_OTLP): http://127.0.0.1:{closed_port}" in output
     assert "problem OTLP export 0 spans delivered to the OTLP collector, 3 refused or undeliverable" in output
+
+
+def test_spans_the_full_export_queue_dropped_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    _safety.reset_counters()
+    _runtime.configure(
+        db=str(tmp_path / "store"), otlp=True, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=10
+    )
+    for index in range(200):  # far more than the queue holds while the collector is unreachable
+        with agentprof.task(f"t{index}"):
+            pass
+    agentprof.shutdown()
+    counters = _safety.counters()
+    handled = counters.get("otlp_spans_exported", 0) + counters.get("otlp_spans_failed", 0)
+    assert counters["otlp_spans_dropped"] == 200 - handled > 0

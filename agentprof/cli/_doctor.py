@@ -98,11 +98,14 @@ def run_checks(db: str | None) -> list[Check]:
     checks.append(Check("recording health", (lost == 0 and errors == 0) if processes else None, summary))
     delivered, failed = totals.get("otlp_spans_exported", 0), totals.get("otlp_spans_failed", 0)
     abandoned = totals.get("otlp_final_flush_abandoned", 0)
-    if delivered or failed or abandoned:
+    dropped = totals.get("otlp_spans_dropped", 0)
+    if delivered or failed or abandoned or dropped:
         detail = f"{delivered} spans delivered to the OTLP collector, {failed} refused or undeliverable"
+        if dropped:
+            detail += f", {dropped} dropped (export queue full)"
         if abandoned:
             detail += f"; {abandoned} process(es) exited before the collector answered"
-        checks.append(Check("OTLP export", failed == 0 and abandoned == 0, detail))
+        checks.append(Check("OTLP export", failed == 0 and abandoned == 0 and dropped == 0, detail))
     if totals.get("spool_write_failures"):
         checks.append(
             Check("spool writes", False, f"{totals['spool_write_failures']} batch(es) could not be written (disk?)")
