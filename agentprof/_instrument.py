@@ -20,6 +20,7 @@ SUPPORTED_SDKS: dict[str, str] = {
     "langgraph": "agentprof.integrations.langgraph",
     # ``agents`` is a common name: the OpenAI Agents SDK is the one with a ``tracing`` package.
     "agents.tracing": "agentprof.integrations.openai_agents",
+    "pydantic_ai": "agentprof.integrations.pydantic_ai",
 }
 
 _lock = threading.Lock()
