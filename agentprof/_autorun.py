@@ -8,8 +8,9 @@ children inherit the parent's state and only need flushing at exit.
 
 What the bootstrap does:
 
-* ``agentprof.instrument()``: every supported SDK installed is recorded, into the store named
-  by ``AGENTPROF_DB`` (set by ``agentprof run --db``, else the usual default);
+* ``agentprof.instrument()``: every supported SDK the program imports is recorded (patched when
+  it is imported, so unused ones cost nothing), into the store named by ``AGENTPROF_DB`` (set
+  by ``agentprof run --db``, else the usual default);
 * the top-level process opens the run's task (``AGENTPROF_RUN_TASK``; none when empty) and
   makes it the *process frame*: code outside any task, in any thread, belongs to it. Its id
   goes to ``AGENTPROF_RUN_PARENT``, so child processes attach their calls to the same task
