@@ -5,7 +5,7 @@ instrument the SDKs, run, then ``agentprof report``::
 
     import agentprof
 
-    agentprof.instrument()          # openai and anthropic calls are now recorded
+    agentprof.instrument()          # every supported SDK and framework is now recorded
 
     @agentprof.task
     def triage(ticket): ...
