@@ -18,8 +18,8 @@ def _profile() -> None:
         from agentprof._autorun import bootstrap
 
         bootstrap()
-    except Exception:  # agentprof missing or broken in this interpreter: run the program anyway
-        pass
+    except Exception as exc:  # agentprof missing or broken in this interpreter: run the program anyway
+        print(f"agentprof: not profiling this process ({type(exc).__name__}: {exc})", file=sys.stderr)
 
 
 def _chain() -> None:
@@ -32,8 +32,8 @@ def _chain() -> None:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception:
-        pass
+    except Exception as exc:  # what Python itself does with a failing sitecustomize
+        print(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 _profile()
