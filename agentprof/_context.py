@@ -98,6 +98,15 @@ def parent_of_new_span() -> tuple[int, int | None, Frame | None]:
     return new_trace_id(), None, None
 
 
+def step_frame(name: str, kind: str, trace_id: int, outer: Frame | None) -> Frame:
+    """A new step's frame inside ``outer`` (its task, outcome and ``outer/name`` path), or untracked."""
+    span_id = new_span_id()
+    if outer is None:
+        return Frame(trace_id, span_id, None, UNTRACKED_TASK, name, kind, name, None)
+    path = f"{outer.step_path}/{name}" if outer.step_path else name
+    return Frame(trace_id, span_id, outer.task_id, outer.task_name, name, kind, path, outer.task_state)
+
+
 def untracked_names() -> tuple[str, str]:
     """Task and step names for model calls made outside any task."""
     return UNTRACKED_TASK, UNTRACKED_TASK

@@ -31,6 +31,7 @@ from agentprof._context import (
     new_span_id,
     parent_of_new_span,
     process_frame,
+    step_frame,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,16 +73,11 @@ class _Scope:
         try:
             _runtime.ensure_configured()
             trace_id, parent_span_id, parent = parent_of_new_span()
-            span_id = new_span_id()
             if self.kind == sc.KIND_TASK:
+                span_id = new_span_id()
                 frame = Frame(trace_id, span_id, span_id, name, sc.TASK_LEVEL_STEP, None, None, TaskState())
-            elif parent is not None:
-                path = f"{parent.step_path}/{name}" if parent.step_path else name
-                frame = Frame(
-                    trace_id, span_id, parent.task_id, parent.task_name, name, self.step_kind, path, parent.task_state
-                )
             else:
-                frame = Frame(trace_id, span_id, None, sc.UNTRACKED_TASK, name, self.step_kind, name, None)
+                frame = step_frame(name, self.step_kind, trace_id, parent)
             return _Active(frame, parent_span_id, time.time_ns())
         except Exception as exc:
             _safety.internal_error(f"{self.kind}.start", exc)

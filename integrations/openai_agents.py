@@ -78,7 +78,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agentprof import _runtime, _safety
 from agentprof import _semconv as sc
-from agentprof._context import Frame, TaskState, current_frame, new_span_id, new_trace_id, process_frame
+from agentprof._context import Frame, TaskState, current_frame, new_span_id, new_trace_id, process_frame, step_frame
 from agentprof._decorators import _Active, _repr_hash, _Scope, step, task
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -208,7 +208,7 @@ class AgentprofTracingProcessor(TracingProcessor):
         else:
             kind = step_kind or "step"
             scope = step(name, kind=kind)
-            frame = _step_frame(name, kind, trace_id, outer)
+            frame = step_frame(name, kind, trace_id, outer)
         previous_otel = otel_context.get_current()
         span_context = SpanContext(frame.trace_id, frame.span_id, is_remote=False, trace_flags=_SAMPLED)
         attached = otel_trace.set_span_in_context(NonRecordingSpan(span_context), previous_otel)
@@ -299,14 +299,6 @@ def _parent_ids(outer: Frame | None) -> tuple[int, int | None]:
     if parent.is_valid:
         return parent.trace_id, parent.span_id
     return new_trace_id(), None
-
-
-def _step_frame(name: str, kind: str, trace_id: int, outer: Frame | None) -> Frame:
-    span_id = new_span_id()
-    if outer is None:
-        return Frame(trace_id, span_id, None, sc.UNTRACKED_TASK, name, kind, name, None)
-    path = f"{outer.step_path}/{name}" if outer.step_path else name
-    return Frame(trace_id, span_id, outer.task_id, outer.task_name, name, kind, path, outer.task_state)
 
 
 def _trace_attributes(trace: Trace | None) -> dict[str, Any]:

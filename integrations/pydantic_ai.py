@@ -79,7 +79,7 @@ from pydantic_ai.models.instrumented import InstrumentationSettings
 
 from agentprof import _runtime, _safety
 from agentprof import _semconv as sc
-from agentprof._context import Frame, TaskState, current_frame, new_span_id, new_trace_id, process_frame
+from agentprof._context import Frame, TaskState, current_frame, new_span_id, new_trace_id, process_frame, step_frame
 from agentprof._decorators import _Active, _repr_hash, _Scope, step, task
 
 #: pydantic-ai's instrumentation scope: spans of any other library on a shared provider are ignored.
@@ -204,7 +204,7 @@ class AgentprofSpanProcessor(SpanProcessor):
         else:
             kind = step_kind or "step"
             scope = step(name, kind=kind)
-            frame = _step_frame(name, kind, trace_id, outer)
+            frame = step_frame(name, kind, trace_id, outer)
         active = _Active(frame, parent_span_id, time.time_ns())
         if step_kind == "tool":
             arguments = _first(span.attributes or {}, _ARGUMENT_KEYS)
@@ -312,14 +312,6 @@ def _parent_ids(outer: Frame | None) -> tuple[int, int | None]:
     if parent.is_valid and getattr(scope, "name", None) != SCOPE_NAME:
         return parent.trace_id, parent.span_id
     return new_trace_id(), None
-
-
-def _step_frame(name: str, kind: str, trace_id: int, outer: Frame | None) -> Frame:
-    span_id = new_span_id()
-    if outer is None:
-        return Frame(trace_id, span_id, None, sc.UNTRACKED_TASK, name, kind, name, None)
-    path = f"{outer.step_path}/{name}" if outer.step_path else name
-    return Frame(trace_id, span_id, outer.task_id, outer.task_name, name, kind, path, outer.task_state)
 
 
 # --- instrument / uninstrument ------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 ANTHROPIC_MODEL = "claude-haiku-4-5"
@@ -41,3 +42,39 @@ def anthropic_truth(usage: dict[str, Any]) -> dict[str, Any]:
 
 def usage_of(row: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
     return {key: row.get(key) for key in keys}
+
+
+def of_kind(rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The spool rows of one kind (``task``, ``step``, ``model_call``)."""
+    return [row for row in rows if row["kind"] == kind]
+
+
+def steps_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Step rows keyed by their ``outer/inner`` path (each path recorded once)."""
+    steps = of_kind(rows, "step")
+    by_path = {row["step_path"]: row for row in steps}
+    assert len(by_path) == len(steps), "a step was recorded twice"
+    return by_path
+
+
+def call_places(rows: list[dict[str, Any]]) -> list[tuple[str, str, str | None]]:
+    """``(task, step, step path)`` of every model call, in order."""
+    return [(row["task_name"], row["step_name"], row["step_path"]) for row in of_kind(rows, "model_call")]
+
+
+def assert_openai_calls_match_server(rows: list[dict[str, Any]], requests: list[Any], model: str) -> None:
+    """Every HTTP request recorded exactly once, with the server's tokens and genai-prices' own cost."""
+    from genai_prices import Usage, calc_price
+
+    calls = of_kind(rows, "model_call")
+    assert len(calls) == len(requests)
+    for row, exchange in zip(calls, requests, strict=True):
+        truth = openai_truth(exchange.usage or {})
+        assert usage_of(row, truth) == truth
+        usage = Usage(
+            input_tokens=truth["input_tokens"],
+            output_tokens=truth["output_tokens"],
+            cache_read_tokens=truth["cache_read_tokens"],
+        )
+        expected = calc_price(usage, model, provider_id="openai").total_price
+        assert abs(Decimal(str(row["cost_usd"])) - expected) <= expected * Decimal("1e-9")

@@ -18,7 +18,6 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ from agents import (
 )
 from agents.tracing import agent_span, function_span, get_trace_provider, handoff_span
 from click.testing import CliRunner
-from genai_prices import Usage, calc_price
 from openai.types.responses import ResponseTextDeltaEvent
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
@@ -49,7 +47,13 @@ from agentprof.examples import openai_agents_agent as example
 from agentprof.integrations import openai as openai_integration
 from agentprof.integrations import openai_agents as integration
 from agentprof.testserver import LocalModelServer, ScriptedReply
-from tests.integrations.helpers import openai_truth, usage_of
+from tests.integrations.helpers import (
+    assert_openai_calls_match_server,
+    call_places,
+    of_kind,
+    openai_truth,
+    steps_by_path,
+)
 
 MODEL = "gpt-4o-mini"
 Rows = Callable[[], list[dict[str, Any]]]
@@ -115,38 +119,9 @@ async def model(server: LocalModelServer) -> AsyncIterator[OpenAIChatCompletions
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def of_kind(rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [row for row in rows if row["kind"] == kind]
-
-
-def steps_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    steps = of_kind(rows, "step")
-    by_path = {row["step_path"]: row for row in steps}
-    assert len(by_path) == len(steps), "a step was recorded twice"
-    return by_path
-
-
-def call_places(rows: list[dict[str, Any]]) -> list[tuple[str, str, str | None]]:
-    return [(row["task_name"], row["step_name"], row["step_path"]) for row in of_kind(rows, "model_call")]
-
-
 def assert_calls_match_server(rows: list[dict[str, Any]], server: LocalModelServer) -> None:
-    """Every model call recorded once, with the server's token counts and an independently computed cost."""
-    calls = of_kind(rows, "model_call")
-    assert len(calls) == len(server.requests)
-    for row, exchange in zip(calls, server.requests, strict=True):
-        truth = openai_truth(exchange.usage or {})
-        assert usage_of(row, truth) == truth
-        expected = calc_price(
-            Usage(
-                input_tokens=truth["input_tokens"],
-                output_tokens=truth["output_tokens"],
-                cache_read_tokens=truth["cache_read_tokens"],
-            ),
-            MODEL,
-            provider_id="openai",
-        ).total_price
-        assert abs(Decimal(str(row["cost_usd"])) - expected) <= expected * Decimal("1e-9")
+    """Every HTTP request recorded exactly once, with the server's tokens and an independently computed cost."""
+    assert_openai_calls_match_server(rows, server.requests, MODEL)
 
 
 def sent_bodies(server: LocalModelServer) -> list[str]:

@@ -18,14 +18,12 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from click.testing import CliRunner
-from genai_prices import Usage, calc_price
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -43,7 +41,12 @@ from agentprof.examples import pydantic_ai_agent as example
 from agentprof.integrations import openai as openai_integration
 from agentprof.integrations import pydantic_ai as integration
 from agentprof.testserver import LocalModelServer, ScriptedReply
-from tests.integrations.helpers import openai_truth, usage_of
+from tests.integrations.helpers import (
+    assert_openai_calls_match_server,
+    call_places,
+    of_kind,
+    steps_by_path,
+)
 
 MODEL = "gpt-4o-mini"
 Rows = Callable[[], list[dict[str, Any]]]
@@ -103,38 +106,9 @@ async def model(server: LocalModelServer) -> AsyncIterator[OpenAIChatModel]:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def of_kind(rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [row for row in rows if row["kind"] == kind]
-
-
-def steps_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    steps = of_kind(rows, "step")
-    by_path = {row["step_path"]: row for row in steps}
-    assert len(by_path) == len(steps), "a step was recorded twice"
-    return by_path
-
-
-def call_places(rows: list[dict[str, Any]]) -> list[tuple[str, str, str | None]]:
-    return [(row["task_name"], row["step_name"], row["step_path"]) for row in of_kind(rows, "model_call")]
-
-
 def assert_calls_match_server(rows: list[dict[str, Any]], server: LocalModelServer) -> None:
     """Every HTTP request recorded exactly once, with the server's tokens and an independently computed cost."""
-    calls = of_kind(rows, "model_call")
-    assert len(calls) == len(server.requests)
-    for row, exchange in zip(calls, server.requests, strict=True):
-        truth = openai_truth(exchange.usage or {})
-        assert usage_of(row, truth) == truth
-        expected = calc_price(
-            Usage(
-                input_tokens=truth["input_tokens"],
-                output_tokens=truth["output_tokens"],
-                cache_read_tokens=truth["cache_read_tokens"],
-            ),
-            MODEL,
-            provider_id="openai",
-        ).total_price
-        assert abs(Decimal(str(row["cost_usd"])) - expected) <= expected * Decimal("1e-9")
+    assert_openai_calls_match_server(rows, server.requests, MODEL)
     # Nothing else carries usage: the run's aggregated usage is not a row of its own.
     assert all(row.get("input_tokens") is None for row in rows if row["kind"] != "model_call")
 
