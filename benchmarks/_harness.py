@@ -12,6 +12,7 @@ Both scripts are run as ``python benchmarks/<script>.py``, so this directory is 
 from __future__ import annotations
 
 import gc
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,3 +104,23 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
     return float(ordered[rank - 1])
+
+
+def close_round(variant: Any, flush_ns: int, *, record: bool) -> None:
+    """Keep one round's figures on ``variant`` (when ``record``) and reset its per-round counters.
+
+    ``variant`` is either script's ``Variant``: ``cur_*`` accumulate over the round's blocks,
+    the ``round_*`` lists and totals keep recorded rounds.
+    """
+    times, calls = variant.cur_times, len(variant.cur_times)
+    if record:
+        variant.times_ns.extend(times)
+        variant.round_median_ns.append(statistics.median(times))
+        variant.round_mean_ns.append(statistics.fmean(times))
+        variant.round_cpu_ns.append(variant.cur_cpu_ns / calls)
+        variant.round_flush_ns.append(flush_ns)
+        variant.round_gc_ns.append(variant.cur_gc_ns / calls)
+        variant.full_collections += variant.cur_full
+        variant.chunks += variant.cur_chunks
+    variant.cur_times = []
+    variant.cur_cpu_ns = variant.cur_gc_ns = variant.cur_full = variant.cur_chunks = 0

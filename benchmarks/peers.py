@@ -543,7 +543,7 @@ def run_block(variant: Variant, calls: int, state: SdkState, *, check_enabled: b
 
 
 def finish_round(variant: Variant, *, record: bool) -> None:
-    from _harness import GC
+    from _harness import GC, close_round
 
     gc0, full0 = GC.total_ns, GC.full
     cpu0 = time.process_time_ns()
@@ -557,18 +557,7 @@ def finish_round(variant: Variant, *, record: bool) -> None:
     variant.cur_cpu_ns += time.process_time_ns() - cpu0
     variant.cur_gc_ns += GC.total_ns - gc0
     variant.cur_full += GC.full - full0
-    times, calls = variant.cur_times, len(variant.cur_times)
-    if record:
-        variant.times_ns.extend(times)
-        variant.round_median_ns.append(statistics.median(times))
-        variant.round_mean_ns.append(statistics.fmean(times))
-        variant.round_cpu_ns.append(variant.cur_cpu_ns / calls)
-        variant.round_flush_ns.append(flush_ns)
-        variant.round_gc_ns.append(variant.cur_gc_ns / calls)
-        variant.full_collections += variant.cur_full
-        variant.chunks += variant.cur_chunks
-    variant.cur_times = []
-    variant.cur_cpu_ns = variant.cur_gc_ns = variant.cur_full = variant.cur_chunks = 0
+    close_round(variant, flush_ns, record=record)
 
 
 def run_round(variants: list[Variant], calls: int, block: int, state: SdkState, *, record: bool) -> None:

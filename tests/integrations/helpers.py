@@ -78,3 +78,11 @@ def assert_openai_calls_match_server(rows: list[dict[str, Any]], requests: list[
         )
         expected = calc_price(usage, model, provider_id="openai").total_price
         assert abs(Decimal(str(row["cost_usd"])) - expected) <= expected * Decimal("1e-9")
+
+
+def sent_bodies(requests: list[Any]) -> list[str]:
+    """The request bodies a server saw, with its per-request tool call ids made comparable."""
+    import json
+    import re
+
+    return [re.sub(r"call_agentprof\d+", "call_X", json.dumps(r.request_body, sort_keys=True)) for r in requests]

@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -52,6 +51,7 @@ from tests.integrations.helpers import (
     call_places,
     of_kind,
     openai_truth,
+    sent_bodies,
     steps_by_path,
 )
 
@@ -122,11 +122,6 @@ async def model(server: LocalModelServer) -> AsyncIterator[OpenAIChatCompletions
 def assert_calls_match_server(rows: list[dict[str, Any]], server: LocalModelServer) -> None:
     """Every HTTP request recorded exactly once, with the server's tokens and an independently computed cost."""
     assert_openai_calls_match_server(rows, server.requests, MODEL)
-
-
-def sent_bodies(server: LocalModelServer) -> list[str]:
-    """What the SDK sent, with the server's per-request tool call ids made comparable."""
-    return [re.sub(r"call_agentprof\d+", "call_X", json.dumps(r.request_body, sort_keys=True)) for r in server.requests]
 
 
 # --- the agents -------------------------------------------------------------------------------
@@ -530,13 +525,13 @@ async def test_results_are_identical_with_and_without_agentprof(
     spool_rows: Rows,
 ) -> None:
     plain = await scenario(model, server)
-    plain_bodies = sent_bodies(server)
+    plain_bodies = sent_bodies(server.requests)
     server.reset()
     with instrumented():
         profiled_outcome = await scenario(model, server)
 
     assert profiled_outcome == plain
-    assert sent_bodies(server) == plain_bodies
+    assert sent_bodies(server.requests) == plain_bodies
     assert len(of_kind(spool_rows(), "task")) == 1  # and the second run was really profiled
 
 

@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -45,6 +44,7 @@ from tests.integrations.helpers import (
     assert_openai_calls_match_server,
     call_places,
     of_kind,
+    sent_bodies,
     steps_by_path,
 )
 
@@ -111,11 +111,6 @@ def assert_calls_match_server(rows: list[dict[str, Any]], server: LocalModelServ
     assert_openai_calls_match_server(rows, server.requests, MODEL)
     # Nothing else carries usage: the run's aggregated usage is not a row of its own.
     assert all(row.get("input_tokens") is None for row in rows if row["kind"] != "model_call")
-
-
-def sent_bodies(server: LocalModelServer) -> list[str]:
-    """What pydantic-ai sent, with the server's per-request tool call ids made comparable."""
-    return [re.sub(r"call_agentprof\d+", "call_X", json.dumps(r.request_body, sort_keys=True)) for r in server.requests]
 
 
 # --- the agents -------------------------------------------------------------------------------
@@ -561,13 +556,13 @@ async def test_results_are_identical_with_and_without_agentprof(
     spool_rows: Rows,
 ) -> None:
     plain = await scenario(model, server)
-    plain_bodies = sent_bodies(server)
+    plain_bodies = sent_bodies(server.requests)
     server.reset()
     with instrumented():
         profiled_outcome = await scenario(model, server)
 
     assert profiled_outcome == plain
-    assert sent_bodies(server) == plain_bodies
+    assert sent_bodies(server.requests) == plain_bodies
     assert len(of_kind(spool_rows(), "task")) == 1  # and the second run was really profiled
 
 
