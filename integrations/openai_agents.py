@@ -24,14 +24,9 @@ synchronously inside ``Span.start()`` / ``Span.finish()``, in the context of the
 and closes the span (the SDK keeps its own current span in a contextvar, set right there). So
 making agentprof's frame current in ``on_span_start`` puts every model call made inside that agent
 or tool, including those the SDK makes from the child tasks and ``asyncio.to_thread`` workers it
-starts there (which copy the context), in the right step.
-
-Leaving a frame never uses contextvar tokens: a token raises in any other context, and spans can end
-from another context (an abandoned async generator is finalised from whichever task closes it) or
-out of order. On end, the frame is put back only if the current frame in *this* context is the
-span's own (or a finished descendant's): it becomes the nearest still-open ancestor's frame, or what
-was current before the outermost finished one. Anything else (another context, an open child) is
-left alone, so a processor callback can never raise nor leave a frame behind in the right context.
+starts there (which copy the context), in the right step. How a frame is left without contextvar
+tokens is shared with the pydantic-ai integration (``integrations/_span_frames.py``); here the
+OpenTelemetry context follows the frame too, so an application's own spans nest under the step.
 
 Failures: a span or run fails when an exception is propagating through it as it ends (the
 exception in flight at ``on_*_end`` that was not already in flight when it started), or when the
@@ -57,7 +52,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +71,10 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from agentprof import _runtime, _safety
-from agentprof import _semconv as sc
-from agentprof._context import Frame, TaskState, current_frame, new_span_id, new_trace_id, process_frame, step_frame
-from agentprof._decorators import _Active, _repr_hash, _Scope, step, task
+from agentprof._context import current_frame
+from agentprof._decorators import _repr_hash
+
+from ._span_frames import FrameFollower, FrameRecord, open_frame
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
@@ -89,19 +84,12 @@ class SpanError(Exception):
 
 
 @dataclass(slots=True, eq=False)
-class _Open:
-    """One SDK trace or span mapped to an agentprof task or step, from its start to its end."""
+class _Open(FrameRecord):
+    """One SDK trace or span mapped to an agentprof task or step (``entered`` may be renamed: handoffs)."""
 
-    scope: _Scope
-    active: _Active
-    entered: Frame  # the frame made current at start (the emitted one may be renamed: handoffs)
-    key: tuple[str, str]
-    previous_frame: Frame | None
-    previous_otel: otel_context.Context
-    attached_otel: otel_context.Context
-    parent: _Open | None
-    in_flight: BaseException | None
-    closed: bool = False
+    key: tuple[str, str] = ("", "")
+    previous_otel: otel_context.Context | None = None
+    attached_otel: otel_context.Context | None = None
 
 
 def _step_name(span: Span[Any]) -> tuple[str, str] | None:
@@ -135,9 +123,9 @@ class AgentprofTracingProcessor(TracingProcessor):
 
     def __init__(self) -> None:
         self.enabled = True
-        self._lock = threading.Lock()
+        self._frames = FrameFollower()  # frame span id -> record, open or finished, until its trace ends
+        self._lock = self._frames.lock
         self._open: dict[tuple[str, str], _Open] = {}
-        self._by_frame: dict[int, _Open] = {}  # frame span id -> record, open or finished, until its trace ends
         self._by_trace: dict[str, list[_Open]] = {}
 
     # --- TracingProcessor ------------------------------------------------------------------
@@ -161,7 +149,7 @@ class AgentprofTracingProcessor(TracingProcessor):
             self._end(trace_key, None)
             with self._lock:
                 for record in self._by_trace.pop(trace.trace_id, ()):
-                    self._by_frame.pop(record.entered.span_id, None)
+                    self._frames.by_frame.pop(record.entered.span_id, None)
         except Exception as exc:
             _safety.internal_error("openai_agents.trace_end", exc)
 
@@ -193,39 +181,25 @@ class AgentprofTracingProcessor(TracingProcessor):
     def _start(
         self, key: tuple[str, str], trace_key: str, name: str, step_kind: str | None, trace: Trace | None = None
     ) -> None:
-        shown = current_frame.get()
-        with self._lock:
-            parent = self._by_frame.get(shown.span_id) if shown is not None else None
-            if parent is not None and parent.entered is not shown:
-                parent = None
-            previous, parent = _live_parent(shown, parent)
-        outer = previous if previous is not None else process_frame()
-        trace_id, parent_span_id = _parent_ids(outer)
-        if step_kind is None and (previous is None or previous.task_id is None):
-            scope: _Scope = task(name, attributes=_trace_attributes(trace))
-            span_id = new_span_id()
-            frame = Frame(trace_id, span_id, span_id, name, sc.TASK_LEVEL_STEP, None, None, TaskState())
-        else:
-            kind = step_kind or "step"
-            scope = step(name, kind=kind)
-            frame = step_frame(name, kind, trace_id, outer)
+        previous, parent = self._frames.enclosing()
+        scope, active, frame = open_frame(name, step_kind, previous, attributes=_trace_attributes(trace))
         previous_otel = otel_context.get_current()
         span_context = SpanContext(frame.trace_id, frame.span_id, is_remote=False, trace_flags=_SAMPLED)
         attached = otel_trace.set_span_in_context(NonRecordingSpan(span_context), previous_otel)
         record = _Open(
             scope=scope,
-            active=_Active(frame, parent_span_id, time.time_ns()),
+            active=active,
             entered=frame,
-            key=key,
             previous_frame=previous,
-            previous_otel=previous_otel,
-            attached_otel=attached,
             parent=parent,
             in_flight=sys.exc_info()[1],
+            key=key,
+            previous_otel=previous_otel,
+            attached_otel=attached,
         )
         with self._lock:
             self._open[key] = record
-            self._by_frame[frame.span_id] = record
+            self._frames.by_frame[frame.span_id] = record
             self._by_trace.setdefault(trace_key, []).append(record)
         current_frame.set(frame)
         otel_context.attach(attached)
@@ -257,48 +231,14 @@ class AgentprofTracingProcessor(TracingProcessor):
         """Mark ``record`` finished, restore this context's frame if it is ours to restore, emit the span."""
         with self._lock:
             record.closed = True
-            restore = self._restore_target()
+            restore = self._frames.restore_target()
         if restore is not None:
-            frame, otel = restore
-            current_frame.set(frame)
-            if otel is not None:
-                otel_context.attach(otel)
+            owner, outermost = restore
+            otel_is_ours = otel_context.get_current() is owner.attached_otel
+            current_frame.set(outermost.previous_frame)
+            if otel_is_ours and outermost.previous_otel is not None:
+                otel_context.attach(outermost.previous_otel)
         record.scope._finish(record.active, error)
-
-    def _restore_target(self) -> tuple[Frame | None, otel_context.Context | None] | None:
-        """What this context should show now (frame, OpenTelemetry context or None to leave it), or None.
-
-        Only a frame of ours that has finished is replaced: any other frame shown here belongs to
-        another context, or to an open child still running in this one. Called with the lock held.
-        """
-        shown = current_frame.get()
-        owner = self._by_frame.get(shown.span_id) if shown is not None else None
-        if owner is None or owner.entered is not shown or not owner.closed:
-            return None
-        otel_is_ours = otel_context.get_current() is owner.attached_otel
-        walker: _Open | None = owner
-        frame, otel = owner.previous_frame, owner.previous_otel
-        while walker is not None and walker.closed:
-            frame, otel = walker.previous_frame, walker.previous_otel
-            walker = walker.parent
-        return frame, otel if otel_is_ours else None
-
-
-def _live_parent(frame: Frame | None, record: _Open | None) -> tuple[Frame | None, _Open | None]:
-    """Skip finished agentprof steps a context may still show (a span ended elsewhere)."""
-    while record is not None and record.closed:
-        frame, record = record.previous_frame, record.parent
-    return frame, record
-
-
-def _parent_ids(outer: Frame | None) -> tuple[int, int | None]:
-    """``(trace_id, parent_span_id)``: the enclosing frame, else the application's OpenTelemetry span."""
-    if outer is not None:
-        return outer.trace_id, outer.span_id
-    parent = otel_trace.get_current_span().get_span_context()
-    if parent.is_valid:
-        return parent.trace_id, parent.span_id
-    return new_trace_id(), None
 
 
 def _trace_attributes(trace: Trace | None) -> dict[str, Any]:

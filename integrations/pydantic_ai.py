@@ -32,12 +32,9 @@ caller's task for the run's body, then restores them, exactly as it does for its
 context. agentprof never touches the OpenTelemetry context itself: pydantic-ai already makes its
 own span current, and agentprof's spans find their parents through agentprof's frame.
 
-Leaving a frame never uses contextvar tokens (a token raises in any other context, and streamed
-runs end wherever the stream is closed): on end, the frame is put back only if the current frame in
-*this* context is the span's own (or a finished descendant's). It becomes the nearest still-open
-ancestor's frame, or what was current before the outermost finished one. Anything else (another
-context, an open child) is left alone, so a callback can never raise into pydantic-ai nor leave a
-frame behind. Tool steps pydantic-ai never ends (durable-execution replays) end with their run.
+Leaving a frame never uses contextvar tokens (streamed runs end wherever the stream is closed):
+the rules are shared with the Agents SDK integration (``integrations/_span_frames.py``). Tool steps
+pydantic-ai never ends (durable-execution replays) end with their run.
 
 Failures: a run or tool fails when an exception is propagating through it as its span ends (and was
 not already in flight when it started), or when pydantic-ai set the span's status to ERROR (a tool
@@ -62,7 +59,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,9 +74,10 @@ from pydantic_ai import Agent
 from pydantic_ai.models.instrumented import InstrumentationSettings
 
 from agentprof import _runtime, _safety
-from agentprof import _semconv as sc
-from agentprof._context import Frame, TaskState, current_frame, new_span_id, new_trace_id, process_frame, step_frame
-from agentprof._decorators import _Active, _repr_hash, _Scope, step, task
+from agentprof._context import current_frame
+from agentprof._decorators import _repr_hash
+
+from ._span_frames import FrameFollower, FrameRecord, open_frame
 
 #: pydantic-ai's instrumentation scope: spans of any other library on a shared provider are ignored.
 SCOPE_NAME = "pydantic-ai"
@@ -96,22 +93,15 @@ class SpanError(Exception):
 
 
 @dataclass(slots=True, eq=False)
-class _Open:
+class _Open(FrameRecord):
     """One pydantic-ai span mapped to an agentprof task or step, from its start to its end."""
 
-    scope: _Scope
-    active: _Active
-    entered: Frame  # the frame made current at start
-    key: int  # the pydantic-ai span's id
-    previous_frame: Frame | None
-    parent: _Open | None  # the enclosing record of ours, if any
-    is_run: bool
-    in_flight: BaseException | None
-    closed: bool = False
+    key: int = 0  # the pydantic-ai span's id
+    is_run: bool = False
 
     @property
-    def root(self) -> _Open:
-        record = self
+    def root(self) -> FrameRecord:
+        record: FrameRecord = self
         while record.parent is not None:
             record = record.parent
         return record
@@ -151,9 +141,9 @@ class AgentprofSpanProcessor(SpanProcessor):
 
     def __init__(self) -> None:
         self.enabled = True
-        self._lock = threading.Lock()
+        self._frames = FrameFollower()  # frame span id -> record, open or finished, until its root ends
+        self._lock = self._frames.lock
         self._open: dict[int, _Open] = {}  # pydantic-ai span id -> open record
-        self._by_frame: dict[int, _Open] = {}  # frame span id -> record, open or finished, until its root ends
         self._by_root: dict[int, list[_Open]] = {}  # root record's frame span id -> its records
 
     # --- SpanProcessor -----------------------------------------------------------------------
@@ -189,23 +179,8 @@ class AgentprofSpanProcessor(SpanProcessor):
         context = span.context
         if context is None:
             return
-        shown = current_frame.get()
-        with self._lock:
-            parent = self._by_frame.get(shown.span_id) if shown is not None else None
-            if parent is not None and parent.entered is not shown:
-                parent = None
-            previous, parent = _live_parent(shown, parent)
-        outer = previous if previous is not None else process_frame()
-        trace_id, parent_span_id = _parent_ids(outer)
-        if step_kind is None and (previous is None or previous.task_id is None):
-            scope: _Scope = task(name)
-            span_id = new_span_id()
-            frame = Frame(trace_id, span_id, span_id, name, sc.TASK_LEVEL_STEP, None, None, TaskState())
-        else:
-            kind = step_kind or "step"
-            scope = step(name, kind=kind)
-            frame = step_frame(name, kind, trace_id, outer)
-        active = _Active(frame, parent_span_id, time.time_ns())
+        previous, parent = self._frames.enclosing()
+        scope, active, frame = open_frame(name, step_kind, previous, foreign_scope=SCOPE_NAME)
         if step_kind == "tool":
             arguments = _first(span.attributes or {}, _ARGUMENT_KEYS)
             active.args_hash = _repr_hash(arguments) if arguments is not None else None
@@ -213,15 +188,15 @@ class AgentprofSpanProcessor(SpanProcessor):
             scope=scope,
             active=active,
             entered=frame,
-            key=context.span_id,
             previous_frame=previous,
             parent=parent,
-            is_run=step_kind is None,
             in_flight=sys.exc_info()[1],
+            key=context.span_id,
+            is_run=step_kind is None,
         )
         with self._lock:
             self._open[record.key] = record
-            self._by_frame[frame.span_id] = record
+            self._frames.by_frame[frame.span_id] = record
             self._by_root.setdefault(record.root.entered.span_id, []).append(record)
         current_frame.set(frame)
 
@@ -244,7 +219,7 @@ class AgentprofSpanProcessor(SpanProcessor):
         if record.parent is None:
             with self._lock:
                 for done in self._by_root.pop(record.entered.span_id, ()):
-                    self._by_frame.pop(done.entered.span_id, None)
+                    self._frames.by_frame.pop(done.entered.span_id, None)
 
     def _close_left_open(self, run: _Open) -> None:
         """End the steps inside ``run`` that pydantic-ai never ended, innermost first."""
@@ -260,27 +235,10 @@ class AgentprofSpanProcessor(SpanProcessor):
         """Mark ``record`` finished, restore this context's frame if it is ours to restore, emit the span."""
         with self._lock:
             record.closed = True
-            restore, frame = self._restore_target()
-        if restore:
-            current_frame.set(frame)
+            restore = self._frames.restore_target()
+        if restore is not None:
+            current_frame.set(restore[1].previous_frame)
         record.scope._finish(record.active, error)
-
-    def _restore_target(self) -> tuple[bool, Frame | None]:
-        """``(True, frame)`` when this context should show ``frame`` now, else ``(False, None)``.
-
-        Only a frame of ours that has finished is replaced: any other frame shown here belongs to
-        another context, or to an open child still running in this one. Called with the lock held.
-        """
-        shown = current_frame.get()
-        owner = self._by_frame.get(shown.span_id) if shown is not None else None
-        if owner is None or owner.entered is not shown or not owner.closed:
-            return False, None
-        walker: _Open | None = owner
-        frame = owner.previous_frame
-        while walker is not None and walker.closed:
-            frame = walker.previous_frame
-            walker = walker.parent
-        return True, frame
 
 
 def _inside(record: _Open, run: _Open) -> bool:
@@ -290,28 +248,6 @@ def _inside(record: _Open, run: _Open) -> bool:
             return True
         walker = walker.parent
     return False
-
-
-def _live_parent(frame: Frame | None, record: _Open | None) -> tuple[Frame | None, _Open | None]:
-    """Skip finished agentprof steps a context may still show (a span ended elsewhere)."""
-    while record is not None and record.closed:
-        frame, record = record.previous_frame, record.parent
-    return frame, record
-
-
-def _parent_ids(outer: Frame | None) -> tuple[int, int | None]:
-    """``(trace_id, parent_span_id)``: the enclosing frame, else the application's OpenTelemetry span.
-
-    A span of pydantic-ai's own (agentprof's provider exports none) is never a parent.
-    """
-    if outer is not None:
-        return outer.trace_id, outer.span_id
-    current = otel_trace.get_current_span()
-    scope = getattr(current, "instrumentation_scope", None)
-    parent = current.get_span_context()
-    if parent.is_valid and getattr(scope, "name", None) != SCOPE_NAME:
-        return parent.trace_id, parent.span_id
-    return new_trace_id(), None
 
 
 # --- instrument / uninstrument ------------------------------------------------------------------

@@ -74,7 +74,7 @@ def _nothing_left_open() -> Iterator[None]:
     processor = integration._processor
     if processor is not None:
         assert processor._open == {}, "a task or step was never ended"
-        assert processor._by_frame == {} and processor._by_root == {}
+        assert processor._frames.by_frame == {} and processor._by_root == {}
     new = {name: n for name, n in internal_errors().items() if n > before.get(name, 0)}
     assert new == {}, "agentprof failed inside pydantic-ai's span callbacks"
     assert Agent._instrument_default is False, "pydantic-ai's instrumentation setting was not restored"
