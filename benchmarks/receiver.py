@@ -8,7 +8,12 @@ SIGTERM and waits for the process to exit: the graceful shutdown maps and spools
 Each trace is an agent run: ``invoke_agent`` root, one tool step, and OTel GenAI ``chat`` spans
 with usage and 2 KB of ``gen_ai.input.messages`` (so fingerprinting runs). Two figures per
 encoding: *accepted* (requests answered 200 / wall time of sending) and *spooled* (spans /
-time from the first request until the server has written every row and exited).
+time from the first request until the server has written every row and exited). On a shared
+machine both move with the other load, so a third one does not: *per CPU-second*, spans over
+the CPU time (user + system) the server process used after it started listening, until it exited.
+
+``--distinct-usage`` gives every call its own token counts (by default a trace's six calls repeat
+six usages, so prices are computed once per usage and then remembered).
 
     python benchmarks/receiver.py                    # --requests 40 --batch 512 --repeat 3
 """
@@ -20,6 +25,7 @@ import base64
 import json
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -47,7 +53,7 @@ def _kv(key: str, value: object) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
-def build_request(index: int, batch: int) -> ExportTraceServiceRequest:
+def build_request(index: int, batch: int, *, distinct_usage: bool = False) -> ExportTraceServiceRequest:
     """``batch`` spans: traces of 1 agent + 1 tool + 6 chat spans, unique ids per request."""
     message = ExportTraceServiceRequest()
     resource_spans = message.resource_spans.add()
@@ -78,7 +84,7 @@ def build_request(index: int, batch: int) -> ExportTraceServiceRequest:
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": "openai",
                 "gen_ai.request.model": "gpt-4o-mini",
-                "gen_ai.usage.input_tokens": 1200 + call,
+                "gen_ai.usage.input_tokens": 1200 + call + (7 * (index * batch + n) if distinct_usage else 0),
                 "gen_ai.usage.output_tokens": 80,
                 "gen_ai.usage.cache_read.input_tokens": 1024,
                 "gen_ai.response.id": f"chatcmpl-{index}-{n}-{call}",
@@ -113,8 +119,23 @@ def to_json(message: ExportTraceServiceRequest) -> bytes:
     return json.dumps(data).encode()
 
 
-def run_once(bodies: list[bytes], content_type: str, spans: int) -> tuple[float, float, int]:
-    """(accepted spans/s, spooled spans/s, rows written) for one server process."""
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu_s(pid: int) -> float:
+    """CPU time a running process has used so far (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(bodies: list[bytes], content_type: str, spans: int) -> tuple[float, float, float, int]:
+    """(accepted spans/s, spooled spans/s, spans per server CPU-second, rows written) for one server process."""
+    cpu_before = _children_cpu_s()
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(
             [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0", "--db", tmp],
@@ -124,6 +145,7 @@ def run_once(bodies: list[bytes], content_type: str, spans: int) -> tuple[float,
         assert server.stderr is not None
         match = _URL.search(server.stderr.readline())
         assert match, "serve did not start"
+        cpu_started = _process_cpu_s(server.pid)
         url = match.group(1) + "/v1/traces"
         start = time.perf_counter()
         for body in bodies:
@@ -141,8 +163,9 @@ def run_once(bodies: list[bytes], content_type: str, spans: int) -> tuple[float,
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=600)
         done = time.perf_counter()
+        cpu = _children_cpu_s() - cpu_before - cpu_started
         rows = sum(len(p.read_text().splitlines()) for p in (Path(tmp) / "spool").glob("seg-*.jsonl"))
-    return spans / (sent - start), spans / (done - start), rows
+    return spans / (sent - start), spans / (done - start), spans / cpu, rows
 
 
 def main() -> None:
@@ -150,26 +173,33 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--distinct-usage", action="store_true", help="no two calls with the same token counts")
+    parser.add_argument("--only", choices=("protobuf", "json"), help="one encoding (default: both)")
     args = parser.parse_args()
-    messages = [build_request(i, args.batch) for i in range(args.requests)]
+    messages = [build_request(i, args.batch, distinct_usage=args.distinct_usage) for i in range(args.requests)]
     spans = args.requests * args.batch
     encodings = {
         "protobuf": ([m.SerializeToString() for m in messages], "application/x-protobuf"),
         "json": ([to_json(m) for m in messages], "application/json"),
     }
     for name, (bodies, content_type) in encodings.items():
+        if args.only and name != args.only:
+            continue
         size = sum(map(len, bodies)) / len(bodies) / 1024
-        accepted, spooled = [], []
+        accepted, spooled, per_cpu = [], [], []
         for _ in range(args.repeat):
-            a, s, rows = run_once(bodies, content_type, spans)
+            a, s, c, rows = run_once(bodies, content_type, spans)
             accepted.append(a)
             spooled.append(s)
+            per_cpu.append(c)
             print(
-                f"{name}: {spans} spans ({size:.0f} KiB/request), accepted {a:,.0f}/s, spooled {s:,.0f}/s, {rows} rows"
+                f"{name}: {spans} spans ({size:.0f} KiB/request), accepted {a:,.0f}/s, spooled {s:,.0f}/s, "
+                f"{c:,.0f} per server CPU-second, {rows} rows"
             )
         print(
             f"{name} median: accepted {statistics.median(accepted):,.0f} spans/s, "
-            f"end to end {statistics.median(spooled):,.0f} spans/s"
+            f"end to end {statistics.median(spooled):,.0f} spans/s, "
+            f"{statistics.median(per_cpu):,.0f} spans per server CPU-second"
         )
 
 

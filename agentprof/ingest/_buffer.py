@@ -8,6 +8,11 @@ and step and are written at once. A mapped trace is *retained* for ``retain_s``:
 then is mapped with the whole tree around it, and only its own rows are written (the store's
 primary keys would ignore a repeated row anyway).
 
+Rows are handed to the sink once per call (:meth:`TraceBuffer.add`, :meth:`~TraceBuffer.flush_ready`,
+:meth:`~TraceBuffer.flush_all`), in batches of at most ``segment_rows``, not once per trace: each
+batch becomes one spool segment, and a segment per trace (a file created, renamed and later
+loaded by the store for a handful of rows) cost more than mapping the trace did.
+
 Not thread-safe: one writer thread owns a buffer.
 """
 
@@ -23,6 +28,9 @@ from agentprof.ingest._decode import FlatSpan
 from agentprof.ingest._traces import MappedSpans, TraceMapper
 
 RowSink = Callable[[list[SpoolRow]], None]
+#: Rows per sink call at most: large enough that file creation is amortised, small enough that a
+#: segment the store cannot read (moved aside whole) or a crash mid-write loses little.
+SEGMENT_ROWS = 8192
 
 
 @dataclass(slots=True)
@@ -46,6 +54,7 @@ class TraceBuffer:
         max_wait_s: float = 30.0,
         retain_s: float = 10.0,
         max_spans: int = 500_000,
+        segment_rows: int = SEGMENT_ROWS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sink = sink
@@ -54,9 +63,11 @@ class TraceBuffer:
         self.max_wait_s = max_wait_s
         self.retain_s = retain_s
         self.max_spans = max_spans
+        self.segment_rows = segment_rows
         self._clock = clock
         self._traces: dict[str, _Trace] = {}
         self._held = 0
+        self._pending: list[SpoolRow] = []
         self.totals = MappedSpans()
 
     @property
@@ -66,6 +77,12 @@ class TraceBuffer:
 
     def add(self, spans: Iterable[FlatSpan]) -> None:
         """Take a batch: agentprof's own spans are written now, the others wait for their trace."""
+        try:
+            self._add(spans)
+        finally:
+            self._write()
+
+    def _add(self, spans: Iterable[FlatSpan]) -> None:
         now = self._clock()
         native: list[FlatSpan] = []
         for span in spans:
@@ -90,29 +107,37 @@ class TraceBuffer:
     def flush_ready(self) -> None:
         """Map and write every trace that is ready, and forget retained ones that expired."""
         now = self._clock()
-        for trace_id, trace in list(self._traces.items()):
-            unwritten = trace.spans.keys() - trace.written
-            if not unwritten:
-                if trace.flushed_at is None or now - trace.flushed_at >= self.retain_s:
-                    self._forget(trace_id)
-                continue
-            quiet = now - trace.last_seen
-            if (trace.has_root and quiet >= self.settle_s) or quiet >= self.max_wait_s:
-                self._flush(trace, now)
+        try:
+            for trace_id, trace in list(self._traces.items()):
+                if len(trace.written) == len(trace.spans):  # written holds only ids of held spans
+                    if trace.flushed_at is None or now - trace.flushed_at >= self.retain_s:
+                        self._forget(trace_id)
+                    continue
+                quiet = now - trace.last_seen
+                if (trace.has_root and quiet >= self.settle_s) or quiet >= self.max_wait_s:
+                    self._flush(trace, now)
+        finally:
+            self._write()
 
     def flush_all(self) -> None:
         """Map and write everything held (shutdown, end of an import)."""
         now = self._clock()
-        for trace_id, trace in list(self._traces.items()):
-            if trace.spans.keys() - trace.written:
-                self._flush(trace, now)
-            self._forget(trace_id)
+        try:
+            for trace_id, trace in list(self._traces.items()):
+                if len(trace.written) < len(trace.spans):
+                    self._flush(trace, now)
+                self._forget(trace_id)
+        finally:
+            self._write()
 
     def _flush(self, trace: _Trace, now: float) -> None:
-        unwritten = set(trace.spans.keys() - trace.written)
-        only = None if not trace.written else unwritten
-        self._emit(self._mapper.map_trace(list(trace.spans.values()), only=only))
-        trace.written |= unwritten
+        if trace.written:
+            unwritten = set(trace.spans.keys() - trace.written)
+            self._emit(self._mapper.map_trace(list(trace.spans.values()), only=unwritten))
+            trace.written |= unwritten
+        else:
+            self._emit(self._mapper.map_trace(list(trace.spans.values())))
+            trace.written = set(trace.spans)
         trace.flushed_at = now
 
     def _evict(self) -> None:
@@ -120,7 +145,7 @@ class TraceBuffer:
         for trace_id, trace in sorted(self._traces.items(), key=lambda item: item[1].last_seen):
             if self._held <= self.max_spans // 2:
                 break
-            if trace.spans.keys() - trace.written:
+            if len(trace.written) < len(trace.spans):
                 self._flush(trace, self._clock())
             self._forget(trace_id)
 
@@ -130,6 +155,16 @@ class TraceBuffer:
 
     def _emit(self, mapped: MappedSpans) -> None:
         if mapped.rows:
-            self._sink(mapped.rows)
+            self._pending.extend(mapped.rows)
+            if len(self._pending) >= self.segment_rows:
+                self._write(whole_only=True)
         mapped.rows = []
         self.totals.add(mapped)
+
+    def _write(self, *, whole_only: bool = False) -> None:
+        """Hand the pending rows to the sink, ``segment_rows`` at a time (with ``whole_only``, full batches only)."""
+        size = self.segment_rows
+        end = len(self._pending) - len(self._pending) % size if whole_only else len(self._pending)
+        pending, self._pending = self._pending[:end], self._pending[end:]
+        for start in range(0, end, size):
+            self._sink(pending[start : start + size])

@@ -4,10 +4,10 @@ Live calls are fingerprinted from the request bytes the SDK sent; a received spa
 its instrumentation recorded. Where that includes the messages (OTel ``gen_ai.input.messages``
 with parts, OpenLLMetry's flattened ``gen_ai.prompt.{i}.*``, OpenInference's
 ``llm.input_messages.{i}.message.*``, MLflow/Langfuse inputs), they are put back into a
-Chat-Completions-shaped body (``model``, ``messages``, ``tools``) and handed to
-:func:`agentprof._fingerprint.fingerprint_request`, so the cache rules see repeated prefixes in
-ingested data too. Fingerprints are comparable among ingested calls, not with live ones (the
-bytes differ).
+Chat-Completions-shaped body (``model``, ``messages``, ``tools``) fingerprinted as
+:func:`agentprof._fingerprint.fingerprint_request` would (:mod:`._fingerprints` does it without
+serialising the body), so the cache rules see repeated prefixes in ingested data too.
+Fingerprints are comparable among ingested calls, not with live ones (the bytes differ).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _INDEXED = re.compile(r"^(gen_ai\.prompt|gen_ai\.completion|llm\.input_messages|
 
 def request_body(attributes: Mapping[str, Any], model: str | None) -> bytes | None:
     """A chat request body rebuilt from recorded content; ``None`` when there is none."""
-    messages = _input_messages(attributes)
+    messages = input_messages(attributes)
     if not messages:
         return None
     body: dict[str, Any] = {"model": model or "", "messages": messages}
@@ -37,7 +37,7 @@ def output_text(attributes: Mapping[str, Any]) -> str | None:
     output = attributes.get("gen_ai.output.messages")
     if isinstance(output, list):
         return "".join(_text_of_parts(message) for message in output if isinstance(message, dict))
-    indexed = _indexed(attributes, "gen_ai.completion") or _indexed(attributes, "llm.output_messages")
+    indexed = _indexed(attributes, "gen_ai.completion", "llm.output_messages")
     if indexed:
         return "".join(str(message.get("content") or "") for message in indexed)
     for key in ("mlflow.spanOutputs", "langfuse.observation.output"):
@@ -49,7 +49,8 @@ def output_text(attributes: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _input_messages(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+def input_messages(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The request's messages (a system instruction first) as chat messages; empty when none were recorded."""
     messages: list[dict[str, Any]] = []
     system = attributes.get("gen_ai.system_instructions")
     if isinstance(system, list) and system:
@@ -62,7 +63,7 @@ def _input_messages(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
             if isinstance(message, dict):
                 messages.append(_from_parts(message))
         return messages
-    indexed = _indexed(attributes, "gen_ai.prompt") or _indexed(attributes, "llm.input_messages")
+    indexed = _indexed(attributes, "gen_ai.prompt", "llm.input_messages")
     if indexed:
         return messages + indexed
     for key in ("mlflow.spanInputs", "langfuse.observation.input"):
@@ -102,19 +103,27 @@ def _text_of_parts(message: dict[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _indexed(attributes: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """Flattened ``<prefix>.{i}.<field>`` attributes as a list of messages, in index order."""
-    by_index: dict[int, dict[str, Any]] = {}
-    for key, value in attributes.items():
-        if not key.startswith(prefix + "."):
+def _indexed(attributes: Mapping[str, Any], first: str, second: str) -> list[dict[str, Any]]:
+    """Flattened ``<prefix>.{i}.<field>`` attributes as a list of messages, in index order.
+
+    The messages under ``first`` if there are any, else those under ``second``: both are
+    collected in one pass over the keys (most spans have neither).
+    """
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    prefixes = (first + ".", second + ".")
+    for key in attributes:
+        if not key.startswith(prefixes):
             continue
         match = _INDEXED.match(key)
-        if match is None or match.group(1) != prefix:
+        if match is None or match.group(1) not in (first, second):
             continue
         field = match.group(3)
         if field.startswith("message."):  # OpenInference nests fields under "message."
             field = field[len("message.") :]
-        by_index.setdefault(int(match.group(2)), {})[field] = value
+        found.setdefault(match.group(1), {}).setdefault(int(match.group(2)), {})[field] = attributes[key]
+    by_index = found.get(first) or found.get(second)
+    if not by_index:
+        return []
     return [_nest(by_index[index]) for index in sorted(by_index)]
 
 

@@ -5,13 +5,14 @@ lengths (16-byte trace, 8-byte span, empty or 8-byte parent) and must not be all
 that breaks them is *rejected* (counted for ``partial_success``), never stored half-right.
 Attribute values become plain Python (``AnyValue`` decoded recursively; ``*_strindex`` fields,
 used only by profiles, are ignored). OTLP JSON differs from the protobuf JSON mapping in one
-way that matters: ids are hex, not base64, so they are converted before parsing.
+way that matters: ids are hex, not base64, so they are converted before parsing. The plain form
+exporters write is read directly (:mod:`._json`), ~20x faster than protobuf's JSON parser,
+which still decides everything else.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -74,7 +75,11 @@ def attributes_of(pairs: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     pair: KeyValue
     for pair in pairs:
-        result[pair.key] = any_value(pair.value)
+        value = pair.value
+        # Most values are strings: a non-empty string_value can only be the oneof's case, which
+        # saves asking which case is set (the decoder's largest cost per attribute).
+        text = value.string_value
+        result[pair.key] = text if text else any_value(value)
     return result
 
 
@@ -107,6 +112,20 @@ def decode_json(body: bytes | str | Mapping[str, Any]) -> DecodedRequest:
             raise RequestDecodeError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise RequestDecodeError("not an OTLP JSON ExportTraceServiceRequest: the top level is not an object")
+    from agentprof.ingest._json import NotPlain, flatten_json
+
+    try:
+        return flatten_json(data)  # the plain form exporters send, read directly: ~20x faster than ParseDict
+    except (NotPlain, RecursionError):  # anything else: the general route decides
+        return decode_json_message(data)
+
+
+def decode_json_message(data: dict[str, Any]) -> DecodedRequest:
+    """Decode a parsed OTLP JSON request through protobuf's JSON parser (rewrites ``data``'s ids in place).
+
+    Raises:
+        RequestDecodeError: Not the message's shape.
+    """
     try:
         _hex_ids_to_base64(data)
         request = json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
@@ -155,36 +174,38 @@ def _fix_ids(span: Any) -> None:
 def flatten(request: ExportTraceServiceRequest) -> DecodedRequest:
     """Validate and flatten every span of ``request``."""
     result = DecodedRequest(spans=[])
+    append = result.spans.append
     for resource_spans in request.resource_spans:
         resource = attributes_of(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             for span in scope_spans.spans:
-                problem = _invalid(span.trace_id, span.span_id, span.parent_span_id)
+                trace_id, span_id, parent_span_id = span.trace_id, span.span_id, span.parent_span_id
+                problem = invalid_ids(trace_id, span_id, parent_span_id)
                 if problem:
                     result.rejected += 1
                     result.first_error = result.first_error or f"span {span.name!r}: {problem}"
                     continue
-                result.spans.append(
+                start_ns = span.start_time_unix_nano
+                append(
                     FlatSpan(
-                        trace_id=binascii.hexlify(span.trace_id).decode("ascii"),
-                        span_id=binascii.hexlify(span.span_id).decode("ascii"),
-                        parent_span_id=binascii.hexlify(span.parent_span_id).decode("ascii")
-                        if span.parent_span_id and span.parent_span_id != _ZERO_SPAN
-                        else None,
-                        name=span.name,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=max(span.end_time_unix_nano, span.start_time_unix_nano),
-                        error=span.status.code == _STATUS_ERROR,
-                        attributes=attributes_of(span.attributes),
-                        resource=resource,
-                        scope_name=scope_name,
+                        trace_id.hex(),
+                        span_id.hex(),
+                        parent_span_id.hex() if parent_span_id and parent_span_id != _ZERO_SPAN else None,
+                        span.name,
+                        start_ns,
+                        max(span.end_time_unix_nano, start_ns),
+                        span.status.code == _STATUS_ERROR,
+                        attributes_of(span.attributes),
+                        resource,
+                        scope_name,
                     )
                 )
     return result
 
 
-def _invalid(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str:
+def invalid_ids(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> str:
+    """Why these ids make a span invalid (empty when they are valid)."""
     if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
         return f"invalid trace id ({len(trace_id)} bytes)"
     if len(span_id) != 8 or span_id == _ZERO_SPAN:

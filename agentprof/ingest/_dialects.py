@@ -14,7 +14,6 @@ input; the cache tokens are then added (rule 4 of §2.8).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -41,22 +40,6 @@ _LANGFUSE_LLM = frozenset({"generation", "embedding"})
 _MLFLOW_LLM = frozenset({"LLM", "CHAT_MODEL", "EMBEDDING"})
 _AGENT_KINDS = frozenset({"AGENT", "WORKFLOW", "agent", "workflow"})
 _TOOL_KINDS = frozenset({"TOOL", "tool"})
-#: Attribute values that arrive as JSON text and are needed structured.
-_JSON_KEYS = frozenset(
-    {
-        "gen_ai.input.messages",
-        "gen_ai.output.messages",
-        "gen_ai.system_instructions",
-        "gen_ai.tool.definitions",
-        "llm.invocation_parameters",
-        "langfuse.observation.usage_details",
-        "langfuse.observation.cost_details",
-        "langfuse.observation.input",
-        "langfuse.observation.output",
-        "langfuse.observation.model.parameters",
-    }
-)
-
 _INPUT = (
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.prompt_tokens",
@@ -111,6 +94,7 @@ _REQUEST_MODEL = (
     "embedding.model_name",
     "gen_ai.response.model",
 )
+_STREAM = (sc.GEN_AI_REQUEST_STREAM, "gen_ai.is_streaming", "llm.is_streaming")
 _RESPONSE_MODEL = ("gen_ai.response.model", "llm.response.model_name", "llm.model_name")
 _PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.system", "llm.provider", "mlflow.llm.provider")
 _COST = (
@@ -131,45 +115,6 @@ _PROVIDER_ALIASES = {
     "mistralai": "mistral_ai",
     "bedrock": "aws.bedrock",
 }
-
-
-def prepare(attributes: dict[str, Any]) -> dict[str, Any]:
-    """Decode JSON-in-string values (MLflow encodes every value) and flatten nested usage blocks.
-
-    Returns a new dict; ``mlflow.chat.tokenUsage`` and Langfuse ``usage_details``/``cost_details``
-    are flattened into dotted keys so token lookup is one table.
-    """
-    result: dict[str, Any] = {}
-    for key, value in attributes.items():
-        if isinstance(value, str) and (key.startswith("mlflow.") or key in _JSON_KEYS):
-            value = _json_or_text(value)
-        result[key] = value
-    for key, prefix in (
-        ("mlflow.chat.tokenUsage", "mlflow.chat.tokenUsage."),
-        ("mlflow.llm.cost", "mlflow.llm.cost."),
-        ("langfuse.observation.usage_details", "langfuse.usage."),
-        ("langfuse.observation.cost_details", "langfuse.cost."),
-        ("llm.invocation_parameters", "llm.invocation_parameters."),
-    ):
-        block = result.get(key)
-        if isinstance(block, dict):
-            for name, value in block.items():
-                result.setdefault(prefix + str(name), value)
-    return result
-
-
-def _json_or_text(value: str) -> Any:
-    text = value.strip()
-    if not text or text[0] not in '{["' and text not in ("true", "false", "null") and not _numeric(text):
-        return value
-    try:
-        return json.loads(text)
-    except ValueError:
-        return value
-
-
-def _numeric(text: str) -> bool:
-    return text[0].isdigit() or (text[0] == "-" and text[1:2].isdigit())
 
 
 def _marker(attributes: Mapping[str, Any], key: str) -> str | None:
@@ -272,10 +217,11 @@ def model_call_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     host = attributes.get(sc.SERVER_ADDRESS)
     if isinstance(host, str) and host:
         out[sc.AGENTPROF_BASE_URL] = f"https://{host}"
-    stream_keys = (sc.GEN_AI_REQUEST_STREAM, "gen_ai.is_streaming", "llm.is_streaming")
-    stream = next((attributes[k] for k in stream_keys if k in attributes), None)
-    if isinstance(stream, bool):
-        out[sc.GEN_AI_REQUEST_STREAM] = stream
+    for key in _STREAM:
+        if key in attributes:
+            if isinstance(attributes[key], bool):
+                out[sc.GEN_AI_REQUEST_STREAM] = attributes[key]
+            break
     temperature = attributes.get(sc.GEN_AI_REQUEST_TEMPERATURE, attributes.get("llm.invocation_parameters.temperature"))
     if isinstance(temperature, int | float) and not isinstance(temperature, bool):
         out[sc.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
@@ -362,6 +308,8 @@ def provided_cost(attributes: Mapping[str, Any]) -> Decimal | None:
 def _first_int(attributes: Mapping[str, Any], keys: Sequence[str]) -> int | None:
     for key in keys:
         value = attributes.get(key)
+        if value is None:  # most names of most tables are absent
+            continue
         if isinstance(value, bool):
             continue
         if isinstance(value, int):
@@ -376,6 +324,6 @@ def _first_int(attributes: Mapping[str, Any], keys: Sequence[str]) -> int | None
 def _first_str(attributes: Mapping[str, Any], keys: Sequence[str]) -> str | None:
     for key in keys:
         value = attributes.get(key)
-        if isinstance(value, str) and value:
+        if value and isinstance(value, str):
             return value
     return None

@@ -20,11 +20,13 @@ import hmac
 import json
 import queue
 import threading
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from agentprof import _safety
 from agentprof._records import SpoolRow
 from agentprof._spool import SpoolWriter
+from agentprof._usage import CanonicalUsage
 from agentprof.ingest._buffer import TraceBuffer
 from agentprof.ingest._decode import DecodedRequest, FlatSpan, RequestDecodeError, decode_json, decode_protobuf
 from agentprof.ingest._traces import MappedSpans
@@ -115,6 +118,7 @@ class OtlpReceiver:
 
     def start(self) -> OtlpReceiver:
         """Start serving and writing in background threads."""
+        _warm_up()
         for target, name in ((self._serve, "http"), (self._run_writer, "writer")):
             thread = threading.Thread(target=target, name=f"agentprof-serve-{name}", daemon=True)
             thread.start()
@@ -173,6 +177,7 @@ class OtlpReceiver:
 
     # --- the writer thread -------------------------------------------------------------
     def _run_writer(self) -> None:
+        flushed = time.monotonic()
         while True:
             try:
                 batch = self._queue.get(timeout=_TICK_S)
@@ -186,7 +191,10 @@ class OtlpReceiver:
                         return
                     if batch:
                         self._buffer.add(batch)
-                    self._buffer.flush_ready()
+                    # once a tick, not after every batch: the check walks every trace held
+                    if time.monotonic() - flushed >= _TICK_S:
+                        self._buffer.flush_ready()
+                        flushed = time.monotonic()
                 except Exception as exc:  # a mapping bug must not stop the receiver
                     _safety.internal_error("serve.writer", exc)
 
@@ -209,6 +217,17 @@ class OtlpReceiver:
             )
 
 
+def _warm_up() -> None:
+    """Load the price data now (~0.2 s of CPU), not while the first received batch waits for it."""
+    try:
+        from agentprof.pricing import price_call, resolve_model
+
+        usage = CanonicalUsage(input_tokens=1, output_tokens=1)
+        price_call(usage, resolve_model("openai", "gpt-4o", None), timestamp=datetime.now(UTC))
+    except Exception as exc:  # pricing will say so again, per call; serving must start regardless
+        _safety.internal_error("serve.warm_up", exc)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
@@ -220,6 +239,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = "agentprof-serve"
+    # Headers and body leave in one write (a buffered wfile, flushed after each request) with
+    # Nagle off: written apart, every answer waits ~40 ms for the client's delayed ACK.
+    wbufsize = -1
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         """Quiet: one line per request would drown the terminal."""

@@ -18,14 +18,16 @@ Attribution needs the tree, so spans are mapped a trace at a time:
   usage in one trace are one call.
 
 Every model call is priced by :class:`~agentprof._mapping.SpanMapper`, as live calls are; a
-cost the emitter provided is used only when agentprof has no price for the model.
+cost the emitter provided is used only when agentprof has no price for the model. Its request
+fingerprints come from :class:`~agentprof.ingest._fingerprints.FingerprintCache` (the same
+values ``fingerprint_request`` gives for the rebuilt body, without serialising it).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from agentprof import _semconv as sc
@@ -35,6 +37,9 @@ from agentprof._records import SPOOL_COLUMNS, SpoolRow
 from agentprof.ingest import _content, _dialects
 from agentprof.ingest._decode import FlatSpan
 from agentprof.ingest._dialects import Role
+from agentprof.ingest._fingerprints import FingerprintCache
+from agentprof.ingest._prepare import JsonCache, prepare
+from agentprof.ingest._prices import PriceMemo
 
 _UNKNOWN_SERVICE = "unknown_service"
 
@@ -69,7 +74,10 @@ class TraceMapper:
     """Maps received spans to spool rows a trace at a time (see the module docstring)."""
 
     def __init__(self, mapper: SpanMapper | None = None) -> None:
-        self._mapper = mapper or SpanMapper(_UNKNOWN_SERVICE)
+        self._mapper = mapper or SpanMapper(_UNKNOWN_SERVICE, pricer=PriceMemo())
+        self._json = JsonCache()
+        self._fingerprints = FingerprintCache()
+        self._resource: tuple[Mapping[str, Any] | None, dict[str, Any]] = (None, {})
 
     def map_spans(self, spans: Iterable[FlatSpan], *, only: set[str] | None = None) -> MappedSpans:
         """Map ``spans`` (any number of traces); with ``only``, emit rows just for those span ids."""
@@ -83,7 +91,7 @@ class TraceMapper:
 
     def map_trace(self, spans: list[FlatSpan], *, only: set[str] | None = None) -> MappedSpans:
         """Map the spans of one trace."""
-        tree = _Tree(spans)
+        tree = _Tree(spans, self._json)
         result = MappedSpans()
         for span, parent_id, context in tree.walk():
             if only is not None and span.span_id not in only:
@@ -109,45 +117,62 @@ class TraceMapper:
         return result
 
     def _row(self, tree: _Tree, span: FlatSpan, parent_id: str | None, context: _Context) -> SpoolRow | None:
-        role = tree.roles[span.span_id]
-        attributes = tree.attributes[span.span_id]
-        fields = SpanFields(
-            trace_id=span.trace_id,
-            span_id=span.span_id,
-            parent_span_id=parent_id,
-            name=span.name,
-            start_ns=span.start_ns,
-            end_ns=span.end_ns,
-            error=span.error,
-        )
-        service = span.resource.get(sc.SERVICE_NAME)
-        pid = span.resource.get("process.pid")
-        options: dict[str, Any] = {
-            "service_name": service if isinstance(service, str) and service else _UNKNOWN_SERVICE,
-            "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) and abs(pid) < 2**31 else None,
-        }
+        span_id = span.span_id
+        role = tree.roles[span_id]
+        attributes = tree.attributes[span_id]
+        options = self._resource_options(span.resource)
         if role is Role.NATIVE:
-            fields = replace(fields, parent_span_id=span.parent_span_id)  # native spans carry their context
+            # native spans carry their context
+            fields = SpanFields(
+                span.trace_id, span_id, span.parent_span_id, span.name, span.start_ns, span.end_ns, span.error
+            )
             native = dict(attributes)
             host = native.get(sc.SERVER_ADDRESS)
             if isinstance(host, str) and host and sc.AGENTPROF_BASE_URL not in native:
                 native[sc.AGENTPROF_BASE_URL] = f"https://{host}"  # as the OTLP tee prices it
             return self._mapper.map_fields(fields, native, None, **options)
+        fields = SpanFields(span.trace_id, span_id, parent_id, span.name, span.start_ns, span.end_ns, span.error)
         mapped = self._foreign_attributes(tree, span, role, context)
-        payload = None
-        if role is Role.MODEL_CALL:
-            text = _content.output_text(attributes)
-            payload = Payload(
-                body=_content.request_body(attributes, mapped.get(sc.GEN_AI_REQUEST_MODEL)),
-                base_url=mapped.get(sc.AGENTPROF_BASE_URL),
-                output=(lambda: text) if text is not None else None,
-                raw_usage=attributes.get("gen_ai.usage.raw"),
-                capture_content=False,
-            )
+        if role is not Role.MODEL_CALL:
+            return self._mapper.map_fields(fields, mapped, None, **options)
+        provider = mapped.get(sc.GEN_AI_PROVIDER_NAME) or mapped.get(sc.GEN_AI_SYSTEM)
+        fingerprints = self._fingerprints.request_fingerprints(
+            attributes, mapped.get(sc.GEN_AI_REQUEST_MODEL), str(provider or "")
+        )
+        text = _content.output_text(attributes)
+        payload = Payload(
+            body=None,  # fingerprinted above, from the messages: no body is serialised to be parsed again
+            base_url=mapped.get(sc.AGENTPROF_BASE_URL),
+            output=(lambda: text) if text is not None else None,
+            raw_usage=attributes.get("gen_ai.usage.raw"),
+            capture_content=False,
+        )
         row = self._mapper.map_fields(fields, mapped, payload, **options)
-        if row is not None and role is Role.MODEL_CALL and not row.get("priced"):
+        if row is None:
+            return None
+        if fingerprints is not None:  # what SpanMapper sets from a request body's fingerprints
+            row["request_fingerprint"] = fingerprints.request
+            row["prefix_fingerprints"] = fingerprints.prefixes_json
+            row["cache_breakpoints"] = fingerprints.cache_breakpoints
+            row["tool_count"] = fingerprints.tool_count
+            row["response_format"] = fingerprints.response_format
+            row["tool_choice"] = fingerprints.tool_choice
+        if not row.get("priced"):
             _use_provided_cost(row, attributes)
         return row
+
+    def _resource_options(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+        """``service_name`` and ``pid`` for map_fields; spans of one request share their resource."""
+        if self._resource[0] is resource:
+            return self._resource[1]
+        service = resource.get(sc.SERVICE_NAME)
+        pid = resource.get("process.pid")
+        options: dict[str, Any] = {
+            "service_name": service if isinstance(service, str) and service else _UNKNOWN_SERVICE,
+            "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) and abs(pid) < 2**31 else None,
+        }
+        self._resource = (resource, options)
+        return options
 
     def _foreign_attributes(self, tree: _Tree, span: FlatSpan, role: Role, context: _Context) -> dict[str, Any]:
         attributes = tree.attributes[span.span_id]
@@ -176,8 +201,11 @@ class TraceMapper:
 
 
 _INT_LIMIT = {"BIGINT": 2**63, "INTEGER": 2**31}
-_LIMITS = {name: _INT_LIMIT.get(kind, 0) for name, kind in SPOOL_COLUMNS.items()}
-_KINDS = {name: kind for name, kind in SPOOL_COLUMNS.items()}
+_VARCHAR = frozenset(name for name, kind in SPOOL_COLUMNS.items() if kind == "VARCHAR")
+_DOUBLE = frozenset(name for name, kind in SPOOL_COLUMNS.items() if kind == "DOUBLE")
+_BOOLEAN = frozenset(name for name, kind in SPOOL_COLUMNS.items() if kind == "BOOLEAN")
+_LIMITS = {name: _INT_LIMIT[kind] for name, kind in SPOOL_COLUMNS.items() if kind in _INT_LIMIT}
+_KINDS = (sc.KIND_TASK, sc.KIND_STEP, sc.KIND_MODEL_CALL)
 
 
 def _typed(row: SpoolRow) -> SpoolRow | None:
@@ -189,22 +217,22 @@ def _typed(row: SpoolRow) -> SpoolRow | None:
     """
     typed: SpoolRow = {}
     for key, value in row.items():
-        kind = _KINDS.get(key)
-        if kind is None or value is None:
+        if value is None:
             continue
         value_type = type(value)
-        if kind == "VARCHAR":
+        if key in _VARCHAR:
             if value_type is str:
                 typed[key] = value
-        elif kind == "DOUBLE":
-            if (value_type is float or value_type is int) and math.isfinite(value):
-                typed[key] = float(value)
-        elif kind == "BOOLEAN":
+        elif key in _LIMITS:
+            if value_type is int and -_LIMITS[key] < value < _LIMITS[key]:
+                typed[key] = value
+        elif key in _BOOLEAN:
             if value_type is bool:
                 typed[key] = value
-        elif value_type is int and -_LIMITS[key] < value < _LIMITS[key]:
-            typed[key] = value
-    if typed.get("kind") not in (sc.KIND_TASK, sc.KIND_STEP, sc.KIND_MODEL_CALL) or not typed.get("span_id"):
+        elif key in _DOUBLE:
+            if (value_type is float or value_type is int) and math.isfinite(value):
+                typed[key] = float(value)
+    if typed.get("kind") not in _KINDS or not typed.get("span_id"):
         return None
     return typed
 
@@ -225,17 +253,36 @@ def _use_provided_cost(row: SpoolRow, attributes: Mapping[str, Any]) -> None:
     )
 
 
+class _Usage(dict[str, bool]):
+    """Whether each foreign span reports tokens, found when first asked: most spans never are.
+
+    Asked lazily, it still sees the attributes as received: a wrapper's attributes are merged
+    only into a call with no model call below it, whose usage is asked (by the wrapper) before
+    the merge and never after.
+    """
+
+    def __init__(self, tree: _Tree) -> None:
+        super().__init__()
+        self._tree = tree
+
+    def __missing__(self, span_id: str) -> bool:
+        tree = self._tree
+        known = span_id in tree.roles and tree.roles[span_id] is not Role.NATIVE
+        found = self[span_id] = known and _dialects.has_usage(tree.attributes[span_id])
+        return found
+
+
 class _Tree:
     """One trace's spans with roles decided, duplicates dropped and tasks marked."""
 
-    def __init__(self, spans: list[FlatSpan]) -> None:
+    def __init__(self, spans: list[FlatSpan], json_cache: JsonCache | None = None) -> None:
         self.spans: dict[str, FlatSpan] = {}
         for span in spans:
             self.spans.setdefault(span.span_id, span)  # a retried span is the same span
         self.attributes: dict[str, dict[str, Any]] = {}
         self.roles: dict[str, Role] = {}
         for span_id, span in self.spans.items():
-            prepared = span.attributes if sc.AGENTPROF_KIND in span.attributes else _dialects.prepare(span.attributes)
+            prepared = span.attributes if sc.AGENTPROF_KIND in span.attributes else prepare(span.attributes, json_cache)
             self.attributes[span_id] = prepared
             self.roles[span_id] = _dialects.classify(prepared, span.name)
         self.children: dict[str | None, list[str]] = {}
@@ -283,17 +330,17 @@ class _Tree:
         return found
 
     def _resolve_model_calls(self) -> None:
-        usage = {i: _dialects.has_usage(a) for i, a in self.attributes.items() if self.roles[i] is not Role.NATIVE}
+        usage = _Usage(self)
         for span_id in self.order:
             if self.roles[span_id] is not Role.MODEL_CALL or span_id in self.dropped_ids:
                 continue
             attributes = self.attributes[span_id]
             below = self._descendants(span_id)
-            if not _dialects.has_explicit_llm_marker(attributes) and any(usage.get(d) for d in below):
+            if not _dialects.has_explicit_llm_marker(attributes) and any(usage[d] for d in below):
                 self.roles[span_id] = Role.OTHER  # an aggregate, not a call
                 continue
             inner = [d for d in below if self.roles[d] is Role.MODEL_CALL]
-            if inner and not (usage.get(span_id) and not any(usage.get(d) for d in inner)):
+            if inner and not (usage[span_id] and not any(usage[d] for d in inner)):
                 self.dropped_ids.add(span_id)  # a wrapper around the real call below it
                 if len(inner) == 1:  # one call: what only the wrapper recorded (content, model) still counts
                     merged = self.attributes[inner[0]]
