@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -278,6 +279,10 @@ async def test_streamed_run_closed_early_still_ends_its_task(
     assert task["task_name"] == "Forecaster"
     assert (task["status"], task["error_type"]) == ("error", "CancelledError")  # it never produced its answer
     assert call_places(rows) == [("Forecaster", "(task)", None)]
+    # The server records an abandoned stream when its next write fails, on its own thread: wait for it.
+    deadline = time.monotonic() + 10
+    while not server.requests and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
     assert len(server.requests) == 1
 
 
