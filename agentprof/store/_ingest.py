@@ -6,8 +6,9 @@ The protocol, which makes a crash at any point harmless:
 2. in one transaction: skip segments already recorded in ``ingested_segments``, load the rest,
    record their names, commit;
 3. only then delete the files. A crash between commit and delete leaves files that the next run
-   finds recorded, skips and deletes, so no row is ever counted twice; span primary keys
-   (``ON CONFLICT DO NOTHING``) additionally keep a span exported twice from being stored twice.
+   finds recorded, skips and deletes, so no row is ever counted twice. A span exported twice (in
+   two segments, twice in one, or again after it was stored) is stored once: each loader drops
+   such copies before inserting (see :mod:`agentprof.store._ingest_duckdb` for DuckDB's way).
 
 A segment that cannot be loaded (truncated by a crash of an old version, garbage) must not block
 the others: when the bulk load fails for a reason blamed on a segment, each segment is retried on
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,21 +60,24 @@ class IngestResult:
 
 
 class Loader(Protocol):
-    """How one database family loads segments; both run inside the caller's transaction."""
+    """How one database family loads segments.
+
+    ``already_ingested`` and ``load`` run inside the caller's transaction, and all the
+    transactions of one ingest run inside ``session``.
+    """
+
+    def session(self, conn: Connection) -> AbstractContextManager[None]:
+        """What this database needs around the transactions of one ingest (locks, settings)."""
 
     def already_ingested(self, conn: Connection, names: Sequence[str]) -> set[str]:
         """The subset of ``names`` recorded in ``ingested_segments``."""
 
-    def load(
-        self, conn: Connection, paths: Sequence[Path], now: datetime, *, tolerate_duplicates: bool
-    ) -> dict[str, int]:
-        """Load ``paths`` and record them; return rows read per segment name.
+    def load(self, conn: Connection, paths: Sequence[Path], now: datetime) -> dict[str, int]:
+        """Load ``paths`` and record them; return rows read per loaded segment name.
 
-        Without ``tolerate_duplicates`` a span already stored may fail the load (fast path).
+        A span already stored, or repeated within ``paths``, is stored once. A segment missing
+        from the result vanished before it was read and is neither loaded nor recorded.
         """
-
-    def is_duplicate_error(self, exc: BaseException) -> bool:
-        """Whether ``exc`` means the fast path met an already stored span (retry tolerating them)."""
 
     def is_segment_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` is blamed on a segment rather than on the database."""
@@ -134,44 +139,38 @@ def _load_one_by_one(conn: Connection, loader: Loader, paths: Sequence[Path]) ->
                 if loader.already_ingested(conn, [path.name]):
                     outcome.skipped.append(path)
                     continue
-                counts = loader.load(conn, [path], _utcnow(), tolerate_duplicates=True)
+                counts = loader.load(conn, [path], _utcnow())
         except Exception as exc:
             if not loader.is_segment_error(exc):
                 raise
             if path.exists() and _quarantine(path, first_line(exc)):
                 outcome.bad += 1
             continue
-        outcome.loaded.append(path)
-        outcome.rows += sum(counts.values())
+        if path.name in counts:
+            outcome.loaded.append(path)
+            outcome.rows += counts[path.name]
     return outcome
 
 
-def _load_all(conn: Connection, loader: Loader, paths: Sequence[Path], *, tolerate_duplicates: bool) -> _Outcome:
+def _load_all(conn: Connection, loader: Loader, paths: Sequence[Path]) -> _Outcome:
     with conn.begin():
         # Read under the same transaction (and, for DuckDB, the file lock) as the load, so a
         # concurrent ingester that got here first is seen.
         done = loader.already_ingested(conn, [path.name for path in paths])
         skipped = [path for path in paths if path.name in done]
         todo = [path for path in paths if path.name not in done and path.exists()]
-        counts = loader.load(conn, todo, _utcnow(), tolerate_duplicates=tolerate_duplicates) if todo else {}
-    return _Outcome(todo, skipped, 0, sum(counts.values()))
+        counts = loader.load(conn, todo, _utcnow()) if todo else {}
+    loaded = [path for path in todo if path.name in counts]
+    return _Outcome(loaded, skipped, 0, sum(counts.values()))
 
 
 def _load(conn: Connection, loader: Loader, paths: Sequence[Path]) -> _Outcome:
     try:
-        return _load_all(conn, loader, paths, tolerate_duplicates=False)
+        return _load_all(conn, loader, paths)
     except Exception as exc:
-        error: Exception = exc
-        if loader.is_duplicate_error(exc):
-            try:
-                return _load_all(conn, loader, paths, tolerate_duplicates=True)
-            except Exception as retry_exc:
-                error = retry_exc
-        if not loader.is_segment_error(error):
-            if error is exc:
-                raise
-            raise error from exc
-        logger.info("agentprof: bulk ingest failed (%s); loading segments one by one", first_line(error))
+        if not loader.is_segment_error(exc):
+            raise
+        logger.info("agentprof: bulk ingest failed (%s); loading segments one by one", first_line(exc))
         return _load_one_by_one(conn, loader, paths)
 
 
@@ -186,7 +185,7 @@ def ingest_spool(engine: Engine, location: StoreLocation) -> IngestResult:
     if not paths:
         return IngestResult()
     loader = loader_for(engine)
-    with engine.connect() as conn:
+    with engine.connect() as conn, loader.session(conn):
         for attempt in range(_RACE_RETRIES):
             try:
                 outcome = _load(conn, loader, paths)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -151,6 +152,10 @@ def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 class GenericLoader:
     """Portable loader through SQLAlchemy Core (PostgreSQL, SQLite, ...)."""
 
+    def session(self, conn: Connection) -> AbstractContextManager[None]:
+        """Nothing: the primary keys settle concurrent ingesters (the loser retries)."""
+        return nullcontext()
+
     def already_ingested(self, conn: Connection, names: Sequence[str]) -> set[str]:
         """The subset of ``names`` recorded in ``ingested_segments``."""
         column = schema.ingested_segments.c.segment
@@ -159,12 +164,10 @@ class GenericLoader:
             found.update(conn.scalars(select(column).where(column.in_(chunk))))
         return found
 
-    def load(
-        self, conn: Connection, paths: Sequence[Path], now: datetime, *, tolerate_duplicates: bool
-    ) -> dict[str, int]:
+    def load(self, conn: Connection, paths: Sequence[Path], now: datetime) -> dict[str, int]:
         """Load ``paths`` inside the caller's transaction; return rows read per segment name.
 
-        Stored spans are always filtered out first, so ``tolerate_duplicates`` changes nothing here.
+        Spans already stored, or repeated within ``paths`` (the first copy wins), are left out.
         """
         counts: dict[str, int] = {}
         tables: dict[str, list[dict[str, Any]]] = {"tasks": [], "spans": [], "model_calls": []}
@@ -179,10 +182,6 @@ class GenericLoader:
         for batch in _chunks(records, _BATCH):
             conn.execute(schema.ingested_segments.insert(), list(batch))
         return counts
-
-    def is_duplicate_error(self, exc: BaseException) -> bool:
-        """Never: duplicates are filtered before inserting."""
-        return False
 
     def is_segment_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` can be blamed on a segment (or a segment that vanished meanwhile)."""

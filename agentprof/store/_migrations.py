@@ -14,6 +14,7 @@ is that baseline, and later migrations only ever run on stores created before th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from agentprof.store import schema
 STORE_FORMAT = "agentprof"
 META_STORE_FORMAT = "store_format"
 META_SCHEMA_VERSION = "schema_version"
+
+logger = logging.getLogger("agentprof.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,39 @@ def _m001_initial(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("m001_initial", _m001_initial),)
+_M002_TABLES = ("tasks", "spans", "model_calls")
+_M002_COLUMNS = (
+    "SELECT column_name, data_type, is_nullable FROM duckdb_columns() WHERE table_name = $1 "
+    "AND database_name = current_database() AND schema_name = current_schema() ORDER BY column_index"
+)
+
+
+def _m002_duckdb_span_tables_without_primary_keys(conn: Connection) -> None:
+    """DuckDB only: rebuild ``tasks``, ``spans`` and ``model_calls`` without their primary keys.
+
+    Ingestion removes duplicate spans itself now (see :mod:`agentprof.store.schema` for why).
+    DuckDB cannot drop a key, so each table is copied (~10 s per million model calls, once).
+    The new tables are declared from the catalogue, not from ``schema.py``, so that later changes
+    to ``schema.py`` cannot change what this step does: same columns, types and NOT NULLs.
+    """
+    if conn.dialect.name != "duckdb":
+        return
+    logger.info("agentprof: rebuilding the span tables without primary keys (once; large stores take a while)")
+    for table in _M002_TABLES:
+        columns = ", ".join(
+            f"{name} {data_type}{'' if nullable else ' NOT NULL'}"
+            for name, data_type, nullable in conn.exec_driver_sql(_M002_COLUMNS, (table,))
+        )
+        conn.exec_driver_sql(f"CREATE TABLE {table}_m002 ({columns})")
+        conn.exec_driver_sql(f"INSERT INTO {table}_m002 SELECT * FROM {table}")
+        conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.exec_driver_sql(f"ALTER TABLE {table}_m002 RENAME TO {table}")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("m001_initial", _m001_initial),
+    Migration("m002_duckdb_span_tables_without_primary_keys", _m002_duckdb_span_tables_without_primary_keys),
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 from sqlalchemy import inspect, select
@@ -9,6 +11,8 @@ from agentprof._config import StoreLocation
 from agentprof.exceptions import StoreSchemaError
 from agentprof.store import MIGRATIONS, SCHEMA_VERSION, open_store, schema
 from agentprof.store._migrations import applied_migrations, migrate, read_meta
+
+from .helpers import model_call_row, model_calls, span_id, step_row, task_row, write_segments
 
 
 def test_public_names_are_exactly_all() -> None:
@@ -58,3 +62,55 @@ def test_newer_schema_is_refused_without_writing(location: StoreLocation) -> Non
     assert str(location.db_path) in message
     assert f"schema {SCHEMA_VERSION + 5}, this version knows {SCHEMA_VERSION}" in message
     assert "pip install -U agentprof" in message
+
+
+_SPAN_KEYS = {"tasks": "task_id", "spans": "span_id", "model_calls": "span_id"}
+
+
+def _constraints(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, list[str]]]:
+    rows = conn.execute(
+        "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() WHERE table_name = ? "
+        "ORDER BY constraint_type, constraint_column_names",
+        [table],
+    ).fetchall()
+    return [(kind, list(columns)) for kind, columns in rows]
+
+
+def test_m002_rebuilds_a_duckdb_store_of_m001_without_span_primary_keys(location: StoreLocation) -> None:
+    write_segments(location.spool_dir, [[task_row(1), step_row(2, task=1), *model_calls(10, 3, task=1)]])
+    with open_store(location):
+        pass
+    assert location.db_path is not None
+    conn = duckdb.connect(str(location.db_path))
+    required = {table: _constraints(conn, table) for table in _SPAN_KEYS}
+    for table, key in _SPAN_KEYS.items():  # back to the shape m001 created: a primary key on the id
+        conn.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({key})")
+    conn.execute("DELETE FROM agentprof_migrations WHERE name <> 'm001_initial'")
+    conn.execute("UPDATE agentprof_meta SET value = '1' WHERE key = 'schema_version'")
+    before = {table: conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in _SPAN_KEYS}
+    assert ("PRIMARY KEY", ["span_id"]) in _constraints(conn, "spans")
+    conn.close()
+
+    write_segments(location.spool_dir, [[model_call_row(12, task=1), model_call_row(13, task=1)]])
+    with open_store(location) as store, store.engine.connect() as sa_conn:
+        assert applied_migrations(sa_conn) == [m.name for m in MIGRATIONS]
+        assert read_meta(sa_conn)["schema_version"] == str(SCHEMA_VERSION)
+    conn = duckdb.connect(str(location.db_path))
+    try:
+        for table in _SPAN_KEYS:
+            assert _constraints(conn, table) == required[table], table  # the NOT NULLs, no key
+        assert conn.execute("SELECT * FROM tasks ORDER BY ALL").fetchall() == before["tasks"]
+        assert conn.execute("SELECT count(*) FROM spans").fetchone() == (6,)
+        # The old rows come through intact and span 12, sent again, is still stored once.
+        calls = conn.execute("SELECT * FROM model_calls WHERE span_id <> ? ORDER BY ALL", [span_id(13)]).fetchall()
+        assert calls == before["model_calls"]
+    finally:
+        conn.close()
+
+
+def test_span_primary_keys_stay_outside_duckdb(tmp_path: Path) -> None:
+    generic = StoreLocation(f"sqlite:///{tmp_path / 'store.sqlite'}", None, tmp_path / "spool", "store.sqlite")
+    with open_store(generic, create=True) as store, store.engine.connect() as conn:
+        assert applied_migrations(conn) == [m.name for m in MIGRATIONS]
+        keys = {table: inspect(conn).get_pk_constraint(table)["constrained_columns"] for table in _SPAN_KEYS}
+    assert keys == {table: [key] for table, key in _SPAN_KEYS.items()}
