@@ -13,13 +13,14 @@ Money is ``Decimal`` throughout; ranges are ``(low, high)`` with ``low <= estima
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, Literal, NamedTuple, Protocol
+
+from . import _prefixes
+from ._prefixes import known_boundaries as _known_boundaries
+from ._prefixes import parse_unseen as _parse_unseen
 
 Confidence = Literal["high", "medium", "low"]
 
@@ -117,18 +118,20 @@ class CallRecord(NamedTuple):
         """Prefix boundaries ``(hash, approx_tokens, index, role)``; empty when not recorded."""
         if not self.prefix_fingerprints_json:
             return ()
-        return _parse_prefixes(self.prefix_fingerprints_json)
+        return _prefixes.parse_prefixes(self.prefix_fingerprints_json)
 
     @property
-    def boundaries(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    def boundaries(self) -> _prefixes.Boundaries:
         """The prefix boundaries' hashes and approximate token positions (what the cache rules compare).
 
         Cheaper than :attr:`prefixes` (no per-boundary tuples, no roles): the rules that walk every
-        call's prefixes use this and read roles only for the few calls that need them.
+        call's prefixes use this (or :mod:`._prefixes` directly) and read roles only for the few calls
+        that need them.
         """
-        if not self.prefix_fingerprints_json:
+        text = self.prefix_fingerprints_json
+        if not text:
             return (), ()
-        return _parse_boundaries(self.prefix_fingerprints_json)
+        return _known_boundaries(text) or _parse_unseen(text)
 
     @property
     def first_segment(self) -> tuple[int, str] | None:
@@ -136,82 +139,7 @@ class CallRecord(NamedTuple):
         text = self.prefix_fingerprints_json
         if not text:
             return None
-        match = _FIRST_KIND.search(text)
-        if match is not None:
-            return int(match[1]), match[2]
-        prefixes = self.prefixes
-        return (prefixes[0][2], prefixes[0][3]) if prefixes else None
-
-
-# The recorder's layout (compact JSON, keys in this order); anything else goes through ``json``.
-_BOUNDARY = re.compile(r'\{"hash":"([^"]*)","tokens":(\d+),"index":(-?\d+),"role":"([^"]*)"\}')
-
-
-_FIRST_KIND = re.compile(r'"index":(-?\d+),"role":"([^"]*)"')
-_HASHES = re.compile(r'"hash":"([^"]*)"')
-_TOKENS = re.compile(r'"tokens":(\d+)')
-
-
-_Boundaries = tuple[tuple[str, ...], tuple[int, ...]]
-_BOUNDARIES: dict[str, _Boundaries] = {}
-_BOUNDARIES_LIMIT = 1 << 18
-_NEXT = '},{"hash"'
-
-
-def _parse_boundaries(prefix_fingerprints_json: str) -> _Boundaries:
-    """Hashes and token positions of a prefix list, parsed incrementally along agent loops.
-
-    An agent loop's request k is request k-1 plus one or two messages, and so is its prefix
-    list: when the list without its last one or two boundaries was parsed before, only the new
-    boundaries are parsed. That turns the cost of a loop from quadratic in its length (every
-    call re-parsing the whole history) into linear, which is most of the parsing in a store.
-    """
-    text = prefix_fingerprints_json
-    known = _BOUNDARIES.get(text)
-    if known is not None:
-        return known
-    parsed = None
-    cut = len(text)
-    for _ in range(2):  # one or two new boundaries since an earlier request of the same loop
-        cut = text.rfind(_NEXT, 0, cut)
-        if cut < 0:
-            break
-        head = _BOUNDARIES.get(text[: cut + 1] + "]")
-        if head is not None:
-            tail = _parse_all(text[cut + 2 :])
-            if tail is not None:
-                parsed = (head[0] + tail[0], head[1] + tail[1])
-            break
-    if parsed is None:
-        parsed = _parse_all(text)
-    if parsed is None:
-        full = _parse_prefixes(text)
-        parsed = tuple(p[0] for p in full), tuple(p[1] for p in full)
-    if len(_BOUNDARIES) >= _BOUNDARIES_LIMIT:
-        _BOUNDARIES.clear()
-    _BOUNDARIES[text] = parsed
-    return parsed
-
-
-def _parse_all(text: str) -> _Boundaries | None:
-    """Parse every boundary of ``text`` in the recorder's layout; ``None`` for any other layout."""
-    hashes = tuple(_HASHES.findall(text))
-    tokens = tuple(map(int, _TOKENS.findall(text)))
-    if len(hashes) == len(tokens) == text.count('"hash"'):
-        return hashes, tokens
-    return None
-
-
-@lru_cache(maxsize=1 << 18)
-def _parse_prefixes(prefix_fingerprints_json: str) -> tuple[tuple[str, int, int, str], ...]:
-    # A cache outside the record (several rules read the same call's prefixes; a named tuple has
-    # no per-instance storage). The regular expression reads the recorder's own layout 1.4x faster
-    # than ``json.loads`` builds dictionaries; a count mismatch means another layout (imported
-    # spans, hand-written JSON), which ``json`` parses.
-    found = _BOUNDARY.findall(prefix_fingerprints_json)
-    if len(found) == prefix_fingerprints_json.count('"hash"'):
-        return tuple((hash_, int(tokens), int(index), role) for hash_, tokens, index, role in found)
-    return tuple((p["hash"], p["tokens"], p["index"], p["role"]) for p in json.loads(prefix_fingerprints_json))
+        return _prefixes.first_segment(text)
 
 
 class ToolRecord(NamedTuple):
@@ -290,5 +218,4 @@ class Rule(Protocol):
 
 def clear_parse_caches() -> None:
     """Forget parsed prefixes (benchmarks time every run cold; a long-lived service frees memory)."""
-    _parse_prefixes.cache_clear()
-    _BOUNDARIES.clear()
+    _prefixes.clear()

@@ -29,12 +29,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
+from itertools import repeat
+from operator import attrgetter
 from statistics import median
+from typing import cast
 
 from ._base import ZERO, CallRecord, Confidence, Finding, RuleContext
-from ._prices import PriceBook
+from ._prefixes import Boundaries, known_boundaries, parse_unseen
+from ._prices import PriceBook, UnitPrices
 
 _MTOK = Decimal(1_000_000)
+_INPUT_TOKENS = attrgetter("input_tokens")
+_CACHE_READ_TOKENS = attrgetter("cache_read_tokens")
+_COST = attrgetter("cost")
+_MODEL = attrgetter("model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,65 +57,116 @@ class _Loop:
 def _fit(values: Sequence[int]) -> tuple[float, float]:
     """Least-squares slope and R² of ``values`` against 0..n-1."""
     n = len(values)
-    mean_k = (n - 1) / 2
+    offsets, sxx = _positions(n)
     mean_v = sum(values) / n
-    sxx = sum((k - mean_k) ** 2 for k in range(n))
-    sxy = sum((k - mean_k) * (v - mean_v) for k, v in enumerate(values))
-    syy = sum((v - mean_v) ** 2 for v in values)
+    deviations = [v - mean_v for v in values]
+    sxy = sum([offset * deviation for offset, deviation in zip(offsets, deviations, strict=True)])
+    syy = sum([deviation**2 for deviation in deviations])
     slope = sxy / sxx
     r_squared = (sxy * sxy) / (sxx * syy) if syy else 0.0
     return slope, r_squared
 
 
-def _shared_tokens(call: CallRecord, before: CallRecord) -> int:
-    """Tokens of ``call``'s input shared with ``before`` (common prefix fingerprints, scaled to real tokens).
+@lru_cache(maxsize=256)
+def _positions(n: int) -> tuple[list[float], float]:
+    """``k - mean_k`` for k in 0..n-1, and their sum of squares: the same for every loop of ``n`` calls."""
+    mean_k = (n - 1) / 2
+    offsets = [k - mean_k for k in range(n)]
+    return offsets, sum([offset**2 for offset in offsets])
 
-    Boundary hashes are chained, so once two boundaries differ every later one does: the common
-    prefix is found by bisection, and in the usual loop (``call`` extends ``before``) by one test.
+
+def _shared(calls: Sequence[CallRecord]) -> list[int]:
+    """``shared_k`` of every call of a loop: tokens of its input shared with the call before (0 for the first).
+
+    The common prefix fingerprints, scaled to the call's real ``input_tokens``. Boundary hashes are
+    chained, so once two boundaries differ every later one does: the common prefix is found by
+    bisection, and in the usual loop (call k extends call k-1) by one test.
     """
-    mine, tokens = call.boundaries
-    theirs = before.boundaries[0]
-    total = tokens[-1] if tokens else 0
-    if not total:
-        return 0
-    low, high = 0, min(len(mine), len(theirs))  # mine[:low] == theirs[:low]
-    if high and mine[high - 1] == theirs[high - 1]:
-        low = high
-    while low < high:
-        middle = (low + high + 1) // 2
-        if mine[middle - 1] == theirs[middle - 1]:
-            low = middle
-        else:
-            high = middle - 1
-    common = tokens[low - 1] if low else 0
-    return min(call.input_tokens, round(common * call.input_tokens / total))
+    shared = [0]
+    theirs = _boundaries(calls[0])[0]
+    for call in calls[1:]:
+        mine, tokens = _boundaries(call)
+        total = tokens[-1] if tokens else 0
+        if not total:
+            shared.append(0)
+            theirs = mine
+            continue
+        low, high = 0, len(mine) if len(mine) < len(theirs) else len(theirs)  # mine[:low] == theirs[:low]
+        if high and mine[high - 1] == theirs[high - 1]:
+            low = high
+        while low < high:
+            middle = (low + high + 1) // 2
+            if mine[middle - 1] == theirs[middle - 1]:
+                low = middle
+            else:
+                high = middle - 1
+        common = tokens[low - 1] if low else 0
+        input_tokens = call.input_tokens
+        scaled = round(common * input_tokens / total)
+        shared.append(scaled if scaled < input_tokens else input_tokens)
+        theirs = mine
+    return shared
+
+
+def _boundaries(call: CallRecord) -> Boundaries:
+    text = call.prefix_fingerprints_json
+    if not text:
+        return (), ()
+    return known_boundaries(text) or parse_unseen(text)
 
 
 _FIRST_HASH_AT = len('[{"hash":"')
+_TEXT = attrgetter("prefix_fingerprints_json")
+
+
+def _loops(calls: Sequence[CallRecord], min_iterations: int) -> dict[tuple[str, str, str], list[CallRecord]]:
+    """The loops of at least ``min_iterations`` calls, by (task id, step, first prefix hash).
+
+    Calls are grouped by (task id, step) first, and only the groups long enough are filtered (no
+    errors, usage and prefixes recorded) and then split by their first prefix hash, and only when
+    they have more than one (a step's calls usually share their tools and system prompt): most
+    calls of a store are in short steps, and looking at each of them would cost more than the
+    rest of the rule.
+    """
+    steps: dict[tuple[str, str], list[CallRecord]] = defaultdict(list)
+    for call in calls:
+        task_id = call.task_id
+        if task_id is not None:
+            steps[(task_id, call.step_name)].append(call)
+    loops: dict[tuple[str, str, str], list[CallRecord]] = {}
+    for (task_id, step), step_calls in steps.items():
+        if len(step_calls) < min_iterations:
+            continue
+        step_calls = [call for call in step_calls if _looks_at(call)]
+        if len(step_calls) < min_iterations:
+            continue
+        first = _first_prefix_hash(step_calls[0])
+        if all(map(str.startswith, map(_TEXT, step_calls), repeat(f'[{{"hash":"{first}"'))):
+            loops[(task_id, step, first)] = step_calls
+            continue
+        by_first: dict[str, list[CallRecord]] = defaultdict(list)
+        for call in step_calls:
+            by_first[_first_prefix_hash(call)].append(call)
+        for first, loop in by_first.items():
+            if len(loop) >= min_iterations:
+                loops[(task_id, step, first)] = loop
+    return loops
+
+
+def _looks_at(call: CallRecord) -> bool:
+    """Whether the rule counts ``call``: no error, usage and prefixes recorded."""
+    text = call.prefix_fingerprints_json
+    return bool(text) and text != "[]" and call.status != "error" and call.usage_known
 
 
 def _first_prefix_hash(call: CallRecord) -> str:
-    """The first prefix hash, read straight from the stored JSON when it has the recorder's layout.
-
-    Grouping only needs this hash, and parsing every call's prefixes would cost more than the rest
-    of the rule; only the calls of long enough loops are parsed in full.
-    """
+    """The first prefix hash, read straight from the stored JSON when it has the recorder's layout."""
     text = call.prefix_fingerprints_json or ""
     if text.startswith('[{"hash":"'):
         end = text.find('"', _FIRST_HASH_AT)
         if end > 0:
             return text[_FIRST_HASH_AT:end]
     return call.boundaries[0][0]
-
-
-def _loops(calls: Sequence[CallRecord]) -> dict[tuple[str, str, str], list[CallRecord]]:
-    loops: dict[tuple[str, str, str], list[CallRecord]] = defaultdict(list)
-    for call in calls:
-        text = call.prefix_fingerprints_json
-        if call.task_id is None or call.status == "error" or not call.usage_known or not text or text == "[]":
-            continue
-        loops[(call.task_id, call.step_name, _first_prefix_hash(call))].append(call)
-    return loops
 
 
 class ContextGrowthRule:
@@ -119,16 +179,14 @@ class ContextGrowthRule:
         settings = context.config.context_growth
         prices = PriceBook()  # per run: prices are those of this workload's calls
         flagged: dict[tuple[str, str], list[_Loop]] = defaultdict(list)
-        loops = _loops(context.workload.calls)
+        loops = _loops(context.workload.calls, settings.min_iterations)
         for key in sorted(loops):
             calls = loops[key]
-            if len(calls) < settings.min_iterations:
-                continue
             inputs = [call.input_tokens for call in calls]
             slope, r_squared = _fit(inputs)
             if slope <= 0 or r_squared < settings.min_r_squared:
                 continue
-            shared = [0] + [_shared_tokens(calls[k], calls[k - 1]) for k in range(1, len(calls))]
+            shared = _shared(calls)
             new_total = sum(inputs) - sum(shared)
             if new_total <= 0 or sum(inputs) / new_total < settings.min_resend_ratio:
                 continue
@@ -139,45 +197,62 @@ class ContextGrowthRule:
         task, step = key
         settings = context.config.context_growth
         calls = [call for loop in loops for call in loop.calls]
-        total_input = sum(call.input_tokens for call in calls)
+        total_input = sum(map(_INPUT_TOKENS, calls))
         total_shared = sum(sum(loop.shared) for loop in loops)
         total_new = total_input - total_shared
-        cache_read = sum(call.cache_read_tokens for call in calls)
+        cache_read = sum(map(_CACHE_READ_TOKENS, calls))
         cached_fraction = cache_read / total_input if total_input else 0.0
-        current = sum((call.cost or ZERO for call in calls), ZERO)
-        models = sorted({call.model or "" for call in calls})
+        current = sum(filter(None, map(_COST, calls)), ZERO)  # as "cost or ZERO": adding ZERO changes nothing
+        models = sorted({model or "" for model in map(_MODEL, calls)})
         resent_cost = write_premium = ZERO
-        gross: list[tuple[str, Decimal]] = []  # (span id, what caching its re-sent part saves)
+        # (span id, [what caching its re-sent part saves, the part of it kept after the write premium]):
+        # the pair is shared by the calls that re-send as many tokens at the same prices, so the
+        # Decimal arithmetic is done once per distinct size.
+        gross: list[tuple[str, list[Decimal | None]]] = []
         priced_with: dict[str, dict[str, str]] = {}
+        per_entry: dict[UnitPrices, tuple[dict[str, str], dict[int, list[Decimal | None]]]] = {}
         for loop in loops:
             prices = book.get(loop.calls[0])
             if prices is None:
                 continue
-            priced_with[loop.calls[0].model or "?"] = {
-                "input_per_mtok": str(prices.input * _MTOK),
-                "cache_read_per_mtok": str(prices.cache_read * _MTOK),
-                "cache_write_per_mtok": str(prices.cache_write * _MTOK),
-            }
+            entry = per_entry.get(prices)
+            if entry is None:
+                entry = per_entry[prices] = (_evidence_prices(prices), {})
+            evidence_prices, savings = entry
+            priced_with[loop.calls[0].model or "?"] = evidence_prices
             read_discount = prices.input - prices.cache_read
-            uncached_total = cached_total = new_total = 0
+            # shared_k splits into its uncached part, max(0, shared_k - cache_read_k), and the rest.
+            uncached_total = 0
             for call, shared in zip(loop.calls, loop.shared, strict=True):
-                uncached = max(shared - call.cache_read_tokens, 0)
-                uncached_total += uncached
-                cached_total += min(shared, call.cache_read_tokens)
-                new_total += call.input_tokens - shared
-                if uncached:
-                    gross.append((call.span_id, uncached * read_discount))
+                uncached = shared - call.cache_read_tokens
+                if uncached > 0:
+                    uncached_total += uncached
+                    saving = savings.get(uncached)
+                    if saving is None:
+                        saving = savings[uncached] = [uncached * read_discount, None]
+                    gross.append((call.span_id, saving))
+            shared_total = sum(loop.shared)
+            cached_total = shared_total - uncached_total
+            new_total = sum(map(_INPUT_TOKENS, loop.calls)) - shared_total
             resent_cost += uncached_total * prices.input + cached_total * prices.cache_read
             write_premium += new_total * max(prices.cache_write - prices.input, ZERO)
         saved = ZERO
         claimed: list[str] = []
         if cached_fraction < settings.low_cached_fraction and gross:
-            gross_total = sum((amount for _, amount in gross), ZERO)
+            gross_total = sum((cast(Decimal, saving[0]) for _, saving in gross), ZERO)
             keep = max(gross_total - write_premium, ZERO) / gross_total if gross_total else ZERO
-            for span_id, amount in gross:
+            claim, claimed_before = context.ledger.claim, context.ledger.claimed
+            for span_id, saving in gross:
+                kept = saving[1]
+                if kept is None:
+                    kept = saving[1] = cast(Decimal, saving[0]) * keep
                 # Caching the re-sent history is the fix ``prompt_cache`` may already have claimed on
-                # these calls: only what goes beyond the earlier claims is this rule's saving.
-                granted = context.ledger.claim(span_id, amount * keep - context.ledger.claimed(span_id))
+                # these calls: only what goes beyond the earlier claims is this rule's saving (often
+                # nothing, and then there is nothing to claim).
+                earlier = claimed_before(span_id)
+                if kept <= earlier:
+                    continue
+                granted = claim(span_id, kept - earlier)
                 if granted:
                     saved += granted
                     claimed.append(span_id)
@@ -222,6 +297,14 @@ class ContextGrowthRule:
             evidence=evidence,
             span_ids=tuple(claimed),
         )
+
+
+def _evidence_prices(prices: UnitPrices) -> dict[str, str]:
+    return {
+        "input_per_mtok": str(prices.input * _MTOK),
+        "cache_read_per_mtok": str(prices.cache_read * _MTOK),
+        "cache_write_per_mtok": str(prices.cache_write * _MTOK),
+    }
 
 
 RULE = ContextGrowthRule()

@@ -36,175 +36,25 @@ no hit; best-effort, ``medium``); ``prefix_breaker`` and ``ttl_expired`` (``medi
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from decimal import Decimal
+from operator import attrgetter
 from statistics import median
 
 from ._base import ZERO, CallRecord, Confidence, Finding, RuleContext
-from ._cache_facts import CacheFacts, cache_facts
+from ._cache_facts import cache_facts
+from ._prefix_scan import Group, Miss, Scanner
 from ._prices import PriceBook, UnitPrices
 
-_HOUR_NS = 3600 * 1_000_000_000
-_SAME_LENGTH = 0.02  # a first segment within 2% of a recent one's length "is the same, with a small change"
-
-_Scope = tuple[str | None, str | None, str | None]
+_COST = attrgetter("cost")
 
 
-@dataclass(slots=True)
-class _Miss:
-    call: CallRecord
-    prefix_tokens: int  # P, real tokens
-    write_tokens: int  # part of P first written by this miss (the write premium applies)
-    one_hour: bool = False  # a TTL miss that a 1-hour TTL would have served
+def _total_cost(calls: Sequence[CallRecord]) -> Decimal:
+    """Recorded cost of ``calls`` (unpriced ones count 0), summed in order.
 
-
-@dataclass(slots=True)
-class _Group:
-    calls: list[CallRecord] = field(default_factory=list)
-    hits: int = 0
-    below_minimum: int = 0
-    ttl_expired: int = 0
-    misses: dict[str, list[_Miss]] = field(default_factory=lambda: defaultdict(list))  # diagnosis -> misses
-
-
-@dataclass(slots=True)
-class _ScopeState:
-    """What one cache scope (provider, model, server) has seen, keyed by prefix hash."""
-
-    facts: CacheFacts
-    last_sent: dict[str, int] = field(default_factory=dict)
-    written: set[str] = field(default_factory=set)  # prefixes in a live cache session (caching on)
-    written_1h: set[str] = field(default_factory=set)  # the same, had the TTL been one hour
-    first_segment: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)  # -> (tokens, last ns)
-    first_kind: dict[str, tuple[int, str]] = field(default_factory=dict)  # first hash -> (index, role)
-
-
-def _longest_seen(hashes: tuple[str, ...], seen: dict[str, int]) -> int:
-    """Index of the longest boundary already in ``seen``, or -1.
-
-    Hashes are chained: if a boundary was sent before, so was every shorter one of the same
-    request. So "seen" is monotone along the boundaries and bisection finds the last one; the
-    usual case (an agent loop extending the previous request by one message) takes two tests.
+    Skipping a zero cost is the same as adding ``ZERO`` to a running sum whose exponent is at most 0.
     """
-    low, high = 0, len(hashes)  # hashes[:low] all seen; hashes[high:] none seen
-    if high >= 2 and hashes[high - 2] in seen:
-        low = high - 1
-    while low < high:
-        middle = (low + high + 1) // 2
-        if hashes[middle - 1] in seen:
-            low = middle
-        else:
-            high = middle - 1
-    return low - 1
-
-
-class _Scanner:
-    """Walks the calls of all scopes once and sorts every call into its group's buckets."""
-
-    def __init__(self, read_fraction: float) -> None:
-        self.read_fraction = read_fraction
-        self.scopes: dict[_Scope, _ScopeState] = {}
-        self.groups: dict[tuple[str, str, str], _Group] = defaultdict(_Group)
-
-    def scan(self, call: CallRecord) -> None:
-        scope = (call.provider, call.model, call.server_address)
-        state = self.scopes.get(scope)
-        if state is None:
-            state = self.scopes[scope] = _ScopeState(cache_facts(call.provider, call.model))
-        group = self.groups[(call.task_name, call.step_name, call.model or "")]
-        group.calls.append(call)
-        if call.input_tokens < state.facts.minimum_tokens:
-            # Whatever it shares is below the minimum, and so is whatever a later call shares
-            # with it alone: such calls are skipped (and their prefixes never parsed).
-            return
-        hashes, tokens = call.boundaries
-        if not hashes:
-            return
-        scale = call.input_tokens / tokens[-1] if tokens[-1] else 0.0
-        matched = _longest_seen(hashes, state.last_sent)
-        if matched >= 0:
-            self._classify(call, group, state, hashes, tokens, matched, scale)
-        else:
-            self._check_breaker(call, group, state, scale)
-        state.last_sent.update(dict.fromkeys(hashes, call.start_ns))
-        # (index, role) of the first segment is part of what its hash covers: looked up once per hash.
-        first = state.first_kind.get(hashes[0])
-        if first is None:
-            first = state.first_kind[hashes[0]] = call.first_segment or (0, "")
-        state.first_segment[first] = (tokens[0], call.start_ns)
-
-    def _classify(
-        self,
-        call: CallRecord,
-        group: _Group,
-        state: _ScopeState,
-        hashes: tuple[str, ...],
-        tokens: tuple[int, ...],
-        matched: int,
-        scale: float,
-    ) -> None:
-        facts = state.facts
-        key = hashes[matched]
-        prefix = min(call.input_tokens, round(tokens[matched] * scale))
-        if facts.cacheable(prefix) == 0:
-            group.below_minimum += 1
-            return
-        if call.cache_read_tokens >= self.read_fraction * prefix:
-            group.hits += 1
-            state.written.add(key)
-            return
-        gap = call.start_ns - state.last_sent[key]
-        if gap > facts.ttl_ns:
-            group.ttl_expired += 1
-            if gap > _HOUR_NS:
-                state.written_1h.discard(key)
-                return
-            # A 1-hour TTL would have kept the entry alive: written once per 1-hour session.
-            write = 0 if key in state.written_1h else prefix
-            state.written_1h.add(key)
-            group.misses["ttl_expired"].append(_Miss(call, prefix, write, one_hour=True))
-            return
-        write = 0
-        if key not in state.written:
-            # The part of P not already written in a live session is written (once) by this call.
-            already = 0
-            for position in range(matched):
-                earlier = hashes[position]
-                if earlier in state.written and call.start_ns - state.last_sent[earlier] <= facts.ttl_ns:
-                    already = round(tokens[position] * scale)
-            write = max(prefix - already, 0)
-            state.written.add(key)
-        group.misses[_diagnosis(call, facts)].append(_Miss(call, prefix, write))
-
-    def _check_breaker(
-        self,
-        call: CallRecord,
-        group: _Group,
-        state: _ScopeState,
-        scale: float,
-    ) -> None:
-        _, tokens, index, role = call.prefixes[0]
-        if index >= 0 and role not in {"system", "developer"}:
-            return  # a conversation's first user message differs by design
-        seen = state.first_segment.get((index, role))
-        if seen is None:
-            return
-        seen_tokens, seen_ns = seen
-        if abs(seen_tokens - tokens) > max(8, _SAME_LENGTH * tokens) or call.start_ns - seen_ns > state.facts.ttl_ns:
-            return
-        prefix = min(call.input_tokens, round(tokens * scale))
-        if state.facts.cacheable(prefix) == 0 or call.cache_read_tokens >= self.read_fraction * prefix:
-            return
-        key = f"breaker:{index}:{role}"
-        fresh = key not in state.written
-        state.written.add(key)
-        group.misses["prefix_breaker"].append(_Miss(call, prefix, prefix if fresh else 0))
-
-
-def _diagnosis(call: CallRecord, facts: CacheFacts) -> str:
-    if facts.explicit:
-        return "breakpoint_misplaced" if call.cache_breakpoints else "no_breakpoint"
-    return "routing_miss"
+    return sum(filter(None, map(_COST, calls)), ZERO)
 
 
 _SUGGESTIONS = {
@@ -240,11 +90,8 @@ class PromptCacheRule:
     def run(self, context: RuleContext) -> list[Finding]:
         """Return one finding per (task name, step, model, diagnosis) with a positive saving."""
         settings = context.config.prompt_cache
-        scanner = _Scanner(settings.read_fraction_below)
-        for call in context.workload.calls:
-            if call.status == "error" or not call.usage_known or not call.prefix_fingerprints_json:
-                continue
-            scanner.scan(call)  # embeddings and other calls without messages have no prefixes ("[]")
+        scanner = Scanner(settings.read_fraction_below)
+        scanner.scan(context.workload.calls)
         book = PriceBook()
         findings = []
         for key in sorted(scanner.groups):
@@ -264,27 +111,30 @@ class PromptCacheRule:
         self,
         key: tuple[str, str, str],
         diagnosis: str,
-        misses: list[_Miss],
-        group: _Group,
-        scanner: _Scanner,
+        misses: list[Miss],
+        group: Group,
+        scanner: Scanner,
         book: PriceBook,
         context: RuleContext,
     ) -> Finding | None:
         task, step, model = key
-        facts = cache_facts(misses[0].call.provider, misses[0].call.model)
+        first = misses[0][0]
+        facts = cache_facts(first.provider, first.model)
+        minimum, increment = facts.minimum_tokens, facts.increment_tokens
         # Token counts per price entry first, money once per entry: Decimal arithmetic per call is
         # what would make this rule slow on 100,000 calls.
         served_by_prices: dict[UnitPrices, list[tuple[str, int]]] = defaultdict(list)
         written_by_prices: dict[UnitPrices, list[int]] = defaultdict(lambda: [0, 0])  # [default TTL, 1 hour]
-        for miss in misses:
-            prices = book.get(miss.call)
+        for call, prefix_tokens, write_tokens, one_hour in misses:
+            prices = book.get(call)
             if prices is None:
                 continue
-            served = facts.cacheable(miss.prefix_tokens) - miss.call.cache_read_tokens
+            cacheable = prefix_tokens - prefix_tokens % increment if prefix_tokens >= minimum else 0
+            served = cacheable - call.cache_read_tokens
             if served > 0:
-                served_by_prices[prices].append((miss.call.span_id, served))
-            if miss.write_tokens:
-                written_by_prices[prices][1 if miss.one_hour else 0] += miss.write_tokens
+                served_by_prices[prices].append((call.span_id, served))
+            if write_tokens:
+                written_by_prices[prices][1 if one_hour else 0] += write_tokens
         gross_total = sum((p.read_discount * sum(n for _, n in calls) for p, calls in served_by_prices.items()), ZERO)
         premium = sum(
             (p.write_premium * w5 + p.write_premium_1h * w1 for p, (w5, w1) in written_by_prices.items()), ZERO
@@ -298,8 +148,12 @@ class PromptCacheRule:
         claim = context.ledger.claim
         for prices, calls_served in served_by_prices.items():
             per_token = prices.read_discount * keep
+            amounts: dict[int, Decimal] = {}  # tokens -> tokens x per_token: calls of a step serve alike
             for span_id, tokens in calls_served:
-                granted = claim(span_id, tokens * per_token)
+                amount = amounts.get(tokens)
+                if amount is None:
+                    amount = amounts[tokens] = tokens * per_token
+                granted = claim(span_id, amount)
                 if granted:
                     saved += granted
                     claimed.append(span_id)
@@ -307,9 +161,8 @@ class PromptCacheRule:
             return None
         prices_used = next(iter(served_by_prices)).per_mtok()
         confidence = _CONFIDENCE.get(diagnosis, "medium")
-        prefix = round(median(miss.prefix_tokens for miss in misses))
-        current = sum((call.cost or ZERO for call in group.calls), ZERO)
-        first = misses[0].call
+        prefix = round(median([miss[1] for miss in misses]))
+        current = _total_cost(group.calls)
         unit = book.get(first)
         evidence = {
             "diagnosis": diagnosis,

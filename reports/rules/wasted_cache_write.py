@@ -21,17 +21,21 @@ Findings per (task name, step, model, signal), claimed from the ledger on the wr
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 
 from ._base import ZERO, CallRecord, Confidence, Finding, RuleContext
 from ._cache_facts import cache_facts
+from ._prefixes import known_boundaries, parse_unseen
 from ._prices import PriceBook
 
 _MINUTE_NS = 60 * 1_000_000_000
 _HOUR_NS = 60 * _MINUTE_NS
 
 _Scope = tuple[str | None, str | None, str | None]
+_CACHE_WRITE_TOKENS = attrgetter("cache_write_tokens")
 
 
 @dataclass(slots=True)
@@ -64,6 +68,18 @@ def _written_hash(call: CallRecord) -> str | None:
     return hashes[closest]
 
 
+def _first_write(calls: Sequence[CallRecord]) -> int:
+    """Index of the first call that wrote to the prompt cache (``len(calls)`` when none did).
+
+    Most stores have no cache writes at all: one pass in C finds that out, instead of the rule's
+    loop looking at every call.
+    """
+    writes = list(map(_CACHE_WRITE_TOKENS, calls))
+    if max(writes, default=0) <= 0:
+        return len(calls)
+    return next(index for index, tokens in enumerate(writes) if tokens > 0)
+
+
 class WastedCacheWriteRule:
     """Flag prompt-cache writes that were never read, and 1-hour writes a 5-minute TTL would have served."""
 
@@ -72,17 +88,26 @@ class WastedCacheWriteRule:
     def run(self, context: RuleContext) -> list[Finding]:
         """Return findings per (task name, step, model) for the ``never_read`` and ``ttl_1h_unneeded`` signals."""
         settings = context.config.wasted_cache_write
-        # Per cache scope, the writes by written prefix hash (empty for scopes that never write,
-        # which then cost one dictionary lookup per call).
-        open_writes: dict[_Scope, dict[str, list[_Write]]] = defaultdict(dict)
+        calls = context.workload.calls
+        first = _first_write(calls)
+        # Per cache scope, the writes by written prefix hash (scopes that never write have none, and
+        # their calls cost one dictionary look-up each).
+        open_writes: dict[_Scope, dict[str, list[_Write]]] = {}
         writes: list[_Write] = []
-        for call in context.workload.calls:
+        for call in calls[first:]:  # before the first write there is nothing to read
             if call.status == "error" or not call.usage_known:
                 continue
-            scoped = open_writes[(call.provider, call.model, call.server_address)]
-            if not scoped and call.cache_write_tokens <= 0:
+            scope = (call.provider, call.model, call.server_address)
+            scoped = open_writes.get(scope)
+            if not scoped:
+                if call.cache_write_tokens <= 0:
+                    continue
+                if scoped is None:
+                    scoped = open_writes[scope] = {}
+            text = call.prefix_fingerprints_json
+            if not text:
                 continue
-            hashes = call.boundaries[0]
+            hashes = (known_boundaries(text) or parse_unseen(text))[0]
             if not hashes:
                 continue
             now = call.start_ns

@@ -79,3 +79,22 @@ def test_loops_aggregate_over_tasks_and_savings_claimed_earlier_are_not_counted_
         ledger.claim(c.span_id, Decimal("1"))  # prompt_cache already claimed all of t2
     [finding] = run("context_growth", calls, ledger=ledger)
     assert finding.estimated_savings_usd == pytest.approx(Decimal("0.18465"), abs=Decimal("1e-12"))
+
+
+def test_calls_of_one_step_with_two_system_prompts_are_two_loops() -> None:
+    first, second = loop("t1"), loop("t1")
+    renamed = [
+        c._replace(span_id=c.span_id + "-b", start_ns=c.start_ns + 5 * 10**9,
+                   prefix_fingerprints_json=(c.prefix_fingerprints_json or "").replace('"system"', '"other-system"', 1))
+        for c in second
+    ]  # fmt: skip
+    [finding] = run("context_growth", first + renamed)
+    assert finding.evidence["loops"] == 2
+    assert finding.evidence["input_tokens"] == 2 * 85000
+
+
+def test_errors_inside_a_loop_count_against_its_length() -> None:
+    calls = loop(iterations=8)
+    assert len(run("context_growth", calls)) == 1
+    failed = calls[:3] + [calls[3]._replace(status="error", usage_known=False)] + calls[4:]
+    assert run("context_growth", failed) == []  # 7 calls left: below min_iterations

@@ -127,3 +127,18 @@ def test_thresholds_are_configurable_and_errors_and_embeddings_are_ignored() -> 
 def test_a_few_system_prompt_variants_of_equal_length_are_not_breakers() -> None:
     variants = plan_calls(n=12, system_hash=lambda k: f"variant-{k % 3}")  # three prompts, each reused
     assert {f.evidence["diagnosis"] for f in run("prompt_cache", variants)} == {"no_breakpoint"}
+
+
+def test_a_growing_loop_writes_each_new_part_of_its_prefix_once() -> None:
+    """Each miss writes only what the live cache did not hold: P less the longest earlier boundary written."""
+    calls = []
+    for k in range(5):
+        prefixes = [("sys", 5000, -1, "system")] + [(f"m{j}", 5000 + 2000 * (j + 1), j, "user") for j in range(k + 1)]
+        calls.append(call(f"c{k}", at=10 * k, task="t1", step="agent", fingerprint=f"f{k}", prefixes=prefixes,
+                          input_tokens=5000 + 2000 * (k + 1), cost="1", **SONNET))  # fmt: skip
+    [finding] = run("prompt_cache", calls)
+    assert finding.evidence["missed_calls"] == 4  # the first call shares nothing
+    # Shared prefixes 7,000, 9,000, 11,000, 13,000; written 7,000 then 2,000 per call.
+    assert Decimal(finding.evidence["write_premium_usd"]) == 13000 * (Decimal("3.75") - 3) / M
+    expected = 40000 * (Decimal(3) - Decimal("0.3")) / M - 13000 * (Decimal("3.75") - 3) / M
+    assert finding.estimated_savings_usd == pytest.approx(expected, abs=Decimal("1e-15"))

@@ -72,3 +72,11 @@ def test_an_unread_one_hour_write_wastes_the_one_hour_premium() -> None:
 def test_minimum_savings_is_configurable() -> None:
     strict = RulesConfig(wasted_cache_write=WastedCacheWriteConfig(min_savings_usd=1.0))
     assert run("wasted_cache_write", [cached_call("c0", 0)], config=strict) == []
+
+
+def test_calls_before_the_first_write_do_not_read_it_and_a_store_without_writes_has_no_findings() -> None:
+    before = [cached_call(f"r{k}", 10 * k, read=5000, write=0) for k in range(3)]  # reads of nothing written
+    assert run("wasted_cache_write", before) == []
+    failed = cached_call("e0", 35, status="error")
+    [finding] = run("wasted_cache_write", [*before, failed, cached_call("w0", 40)])
+    assert (finding.evidence["writes"], finding.span_ids) == (1, ("w0",))
