@@ -83,6 +83,9 @@ class PriceBook:
     def __init__(self) -> None:
         self._prices: dict[tuple[Any, ...], UnitPrices | None] = {}
         self._tiers: dict[tuple[str | None, str | None, str | None], tuple[int, ...]] = {}
+        # Per model: where its first tier starts (None: no tiers) and its prices below that, which most
+        # calls get without the tier arithmetic.
+        self._below_tiers: dict[tuple[str | None, str | None, str | None], tuple[int | None, UnitPrices | None]] = {}
         self._user_prices: Any = None
 
     def get(self, call: CallRecord, input_tokens: int | None = None) -> UnitPrices | None:
@@ -90,17 +93,23 @@ class PriceBook:
 
         ``None`` when the model has no price.
         """
+        model = (call.provider, call.model, call.server_address)
         level = call.input_tokens if input_tokens is None else input_tokens
+        below = self._below_tiers.get(model)
+        if below is not None and (below[0] is None or level <= below[0]):
+            return below[1]
         starts = self.tier_starts(call)
         tier_start = 0
         if starts and level > starts[0]:
             tier_start = max(start for start in starts if start < level)  # tiers apply above their start
-        key = (call.provider, call.model, call.server_address, tier_start)
+        key = (*model, tier_start)
         try:
-            return self._prices[key]
+            prices = self._prices[key]
         except KeyError:
             prices = self._prices[key] = self._lookup(call, tier_start)
-            return prices
+        if not tier_start:
+            self._below_tiers[model] = (starts[0] if starts else None, prices)
+        return prices
 
     def cost(self, call: CallRecord, usage: CanonicalUsage) -> Decimal | None:
         """Exact cost of ``usage`` on ``call``'s model at ``call``'s time, as the store priced it."""

@@ -36,9 +36,12 @@ gives answers as good, which only a replay of recorded inputs can show.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from decimal import Decimal
+from functools import partial
 from math import ceil
+from operator import add, attrgetter, is_not, lt
 from statistics import median
 
 from agentprof._usage import CanonicalUsage
@@ -53,6 +56,23 @@ _STRUCTURED_FORMATS = frozenset({"json_schema", "json_object"})
 _UNFORCED_TOOL_CHOICES = frozenset({"auto", "none"})
 _NON_CHAT_OPERATIONS = frozenset({"embeddings", "invoke_agent", "execute_tool"})
 _ONE = Decimal(1)
+
+# Field getters and tests for C-level passes over a cluster's calls (``map``/``filter``, no Python per call).
+_COST = attrgetter("cost")
+_TOKENS = attrgetter(*(usage.name for usage in fields(CanonicalUsage)))  # what usage_of reads, as a memo key
+_INPUT = attrgetter("input_tokens")
+_OUTPUT = attrgetter("output_tokens")
+_CACHE_READ = attrgetter("cache_read_tokens")
+_CACHE_WRITE = attrgetter("cache_write_tokens")
+_CACHE_WRITE_5M = attrgetter("cache_write_5m_tokens")
+_CACHE_WRITE_1H = attrgetter("cache_write_1h_tokens")
+_REASONING = attrgetter("reasoning_tokens")
+_OUTPUT_HASH = attrgetter("output_hash")
+_TOOL_COUNT = attrgetter("tool_count")
+_RESPONSE_FORMAT = attrgetter("response_format")
+_is_set = partial(is_not, None)
+_is_positive = partial(lt, 0)
+_VARIED_CHUNK = 1024
 
 _ClusterKey = tuple[str, str, str, str]  # (task name, step, provider, model)
 
@@ -100,22 +120,52 @@ def usage_of(call: CallRecord) -> CanonicalUsage:
 
 def _mean_usage(calls: list[CallRecord]) -> CanonicalUsage:
     n = len(calls)
-    write_5m = [c.cache_write_5m_tokens for c in calls if c.cache_write_5m_tokens is not None]
-    write_1h = [c.cache_write_1h_tokens for c in calls if c.cache_write_1h_tokens is not None]
+    write_5m = list(filter(_is_set, map(_CACHE_WRITE_5M, calls)))
+    write_1h = list(filter(_is_set, map(_CACHE_WRITE_1H, calls)))
     return CanonicalUsage(
-        input_tokens=sum(c.input_tokens for c in calls) // n,
-        output_tokens=sum(c.output_tokens for c in calls) // n,
-        cache_read_tokens=sum(c.cache_read_tokens for c in calls) // n,
-        cache_write_tokens=sum(c.cache_write_tokens for c in calls) // n,
+        input_tokens=sum(map(_INPUT, calls)) // n,
+        output_tokens=sum(map(_OUTPUT, calls)) // n,
+        cache_read_tokens=sum(map(_CACHE_READ, calls)) // n,
+        cache_write_tokens=sum(map(_CACHE_WRITE, calls)) // n,
         cache_write_5m_tokens=sum(write_5m) // n if write_5m else None,
         cache_write_1h_tokens=sum(write_1h) // n if write_1h else None,
-        reasoning_tokens=sum(c.reasoning_tokens for c in calls) // n,
+        reasoning_tokens=sum(map(_REASONING, calls)) // n,
     )
 
 
 def _is_structured(call: CallRecord) -> bool:
     forced_tool = call.tool_choice is not None and call.tool_choice not in _UNFORCED_TOOL_CHOICES
     return call.response_format in _STRUCTURED_FORMATS or forced_tool
+
+
+def _clusters(calls: Sequence[CallRecord]) -> dict[_ClusterKey, list[CallRecord]]:
+    """The successful chat calls with known usage of each (task name, step, provider, model), in time order.
+
+    Calls are grouped by the recorded provider (one tuple per call, no other look-up), then by the
+    provider genai-prices resolves it to: recorded providers that resolve alike (rare) are merged
+    back in time order.
+    """
+    by_recorded: dict[tuple[str, str, str | None, str], list[CallRecord]] = defaultdict(list)
+    for call in calls:
+        if call.status != "ok" or not call.usage_known or not call.model or call.operation in _NON_CHAT_OPERATIONS:
+            continue
+        by_recorded[(call.task_name, call.step_name, call.provider, call.model)].append(call)
+    providers: dict[tuple[str | None, str], str] = {}
+    recorded_as: dict[_ClusterKey, list[tuple[str, str, str | None, str]]] = defaultdict(list)
+    for recorded in by_recorded:
+        task, step, provider, model = recorded
+        resolved = providers.get((provider, model))
+        if resolved is None:
+            resolved = providers[(provider, model)] = resolve_model(provider, model).provider or ""
+        recorded_as[(task, step, resolved, model)].append(recorded)
+    clusters: dict[_ClusterKey, list[CallRecord]] = {}
+    for key, keys in recorded_as.items():
+        if len(keys) == 1:
+            clusters[key] = by_recorded[keys[0]]
+        else:
+            members = {id(call) for recorded in keys for call in by_recorded[recorded]}
+            clusters[key] = [call for call in calls if id(call) in members]
+    return clusters
 
 
 class CheaperModelRule:
@@ -126,31 +176,20 @@ class CheaperModelRule:
     def run(self, context: RuleContext) -> list[Finding]:
         """Return one finding per eligible easy (task name, step, provider, model) cluster."""
         settings = context.config.cheaper_model
-        clusters: dict[_ClusterKey, list[CallRecord]] = defaultdict(list)
-        providers: dict[tuple[str | None, str], str] = {}
-        for call in context.workload.calls:
-            if call.status != "ok" or not call.usage_known or not call.model or call.operation in _NON_CHAT_OPERATIONS:
-                continue
-            provider = providers.get((call.provider, call.model))
-            if provider is None:
-                provider = providers[(call.provider, call.model)] = (
-                    resolve_model(call.provider, call.model).provider or ""
-                )
-            clusters[(call.task_name, call.step_name, provider, call.model)].append(call)
+        clusters = _clusters(context.workload.calls)
         prices = _Prices()
         findings = []
         for key in sorted(clusters):
             calls = clusters[key]
-            spend = sum((c.cost for c in calls if c.cost is not None), ZERO)
-            if len(calls) < settings.min_calls or spend < Decimal(str(settings.min_cost_usd)):
+            if len(calls) < settings.min_calls:
                 continue
-            finding = self._evaluate(key, calls, spend, context, prices)
+            finding = self._evaluate(key, calls, context, prices)
             if finding is not None:
                 findings.append(finding)
         return findings
 
     def _evaluate(
-        self, key: _ClusterKey, calls: list[CallRecord], spend: Decimal, context: RuleContext, prices: _Prices
+        self, key: _ClusterKey, calls: list[CallRecord], context: RuleContext, prices: _Prices
     ) -> Finding | None:
         settings = context.config.cheaper_model
         task, step, provider, model = key
@@ -158,7 +197,13 @@ class CheaperModelRule:
         if not table:
             return None
         signals = _signals(calls, settings)
-        if signals.long_and_varied or len(signals.met) < 2:
+        if signals is None or signals.long_and_varied or len(signals.met) < 2:
+            return None
+        # The spend threshold is checked after the signals (both only read the calls, so the order
+        # does not change which clusters go on) and before any price is looked up: summing the
+        # Decimal costs of the agent loops and drafts that are not easy would cost more than the rule.
+        spend = sum(filter(_is_set, map(_COST, calls)), ZERO)
+        if spend < Decimal(str(settings.min_cost_usd)):
             return None
         mean = _mean_usage(calls)
         when = calls[-1].start_ns
@@ -190,13 +235,20 @@ class CheaperModelRule:
         spread = Decimal(str(settings.token_spread))
         acceptance = Decimal(str(settings.acceptance_low))
         repricer = prices.of(candidate.provider, candidate.model)
+        reprice = repricer.cost_at_ns
+        usages: dict[tuple[int | None, ...], CanonicalUsage] = {}  # calls of a step often have the same usage
         rows: list[tuple[CallRecord, Decimal, Decimal]] = []  # (call, current, candidate)
         for call in calls:
-            if call.cost is None or call.cost <= 0:
+            current = call.cost
+            if current is None or current <= 0:
                 continue
-            cost = repricer.cost_at_ns(usage_of(call), call.start_ns)
+            tokens = _TOKENS(call)
+            usage = usages.get(tokens)
+            if usage is None:
+                usage = usages[tokens] = usage_of(call)
+            cost = reprice(usage, call.start_ns)
             if cost is not None:
-                rows.append((call, call.cost, cost))
+                rows.append((call, current, cost))
         current_total = sum((current for _, current, _ in rows), ZERO)
         candidate_total = sum((cost for _, _, cost in rows), ZERO)
         if not rows or candidate_total >= current_total:
@@ -267,17 +319,24 @@ class CheaperModelRule:
         )
 
 
-def _signals(calls: list[CallRecord], settings: CheaperModelConfig) -> _Signals:
-    """Measure the easy-step signals of a cluster (see the module docstring for the thresholds)."""
-    outputs = sorted(c.output_tokens for c in calls)
+def _signals(calls: list[CallRecord], settings: CheaperModelConfig) -> _Signals | None:
+    """Measure the easy-step signals of a cluster (see the module docstring for the thresholds).
+
+    ``None`` for a step with long and varied outputs, which is never flagged: that is known once
+    its outputs are found varied, before all of them are counted (agent loops and drafts, most of
+    a store's calls, are dropped there).
+    """
+    outputs = sorted(map(_OUTPUT, calls))
     median_output = float(median(outputs))
+    hashes = list(filter(_is_set, map(_OUTPUT_HASH, calls)))
+    if median_output > settings.max_median_output_tokens and _varied(hashes, settings.max_distinct_output_ratio):
+        return None
     p90_output = outputs[ceil(0.9 * len(outputs)) - 1]
-    hashes = [c.output_hash for c in calls if c.output_hash is not None]
     distinct = len(set(hashes))
     distinct_ratio = round(distinct / len(hashes), 4) if hashes else None
-    structured = all(_is_structured(c) for c in calls)
+    structured = all(map(_is_structured, calls))
     total_output = sum(outputs)
-    reasoning_share = round(sum(c.reasoning_tokens for c in calls) / total_output, 4) if total_output else 0.0
+    reasoning_share = round(sum(map(_REASONING, calls)) / total_output, 4) if total_output else 0.0
     short = median_output <= settings.max_median_output_tokens and p90_output <= settings.max_p90_output_tokens
     few_answers = distinct_ratio is not None and distinct_ratio <= settings.max_distinct_output_ratio
     met = tuple(
@@ -302,13 +361,28 @@ def _signals(calls: list[CallRecord], settings: CheaperModelConfig) -> _Signals:
     )
 
 
+def _varied(hashes: list[str], max_distinct_ratio: float) -> bool:
+    """Whether the distinct share of ``hashes`` (rounded as in the evidence) is above ``max_distinct_ratio``.
+
+    Counted a chunk at a time: the share of what is counted so far only grows, so once it is above
+    the limit the answer is yes without reading the rest. No hashes: no share, so not few answers.
+    """
+    total = len(hashes)
+    seen: set[str] = set()
+    for start in range(0, total, _VARIED_CHUNK):
+        seen.update(hashes[start : start + _VARIED_CHUNK])
+        if round(len(seen) / total, 4) > max_distinct_ratio:
+            return True
+    return not total
+
+
 def _needs(calls: list[CallRecord], signals: _Signals, max_reasoning_share: float) -> StepNeeds:
     return StepNeeds(
-        tools=any((c.tool_count or 0) > 0 for c in calls),
-        json_schema=any(c.response_format == "json_schema" for c in calls),
-        context_tokens=max(c.input_tokens + c.output_tokens for c in calls),
+        tools=any(map(_is_positive, filter(_is_set, map(_TOOL_COUNT, calls)))),
+        json_schema="json_schema" in map(_RESPONSE_FORMAT, calls),
+        context_tokens=max(map(add, map(_INPUT, calls), map(_OUTPUT, calls))),
         reasoning=signals.reasoning_share > max_reasoning_share,
-        reasoning_recorded=any(c.reasoning_tokens > 0 for c in calls),
+        reasoning_recorded=any(map(_is_positive, map(_REASONING, calls))),
     )
 
 

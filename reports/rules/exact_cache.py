@@ -19,13 +19,19 @@ of the range is the estimate for ``high``, half of it for ``medium``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import compress
+from operator import attrgetter
 
 from ._base import ZERO, CallRecord, Confidence, Finding, RuleContext
 
 _NS_PER_HOUR = 3600 * 1_000_000_000
 _HALF = Decimal("0.5")
+
+_Key = tuple[str, str, str]  # (task name, step, model)
+_STEP_NAME = attrgetter("step_name")
 
 
 @dataclass(slots=True)
@@ -36,6 +42,59 @@ class _Group:
     repeats: list[tuple[CallRecord, CallRecord]] = field(default_factory=list)  # (repeat, original)
 
 
+def _repeats(calls: Sequence[CallRecord], window_ns: int) -> dict[_Key, list[tuple[CallRecord, CallRecord]]]:
+    """The repeats (with their originals) of each (task name, step, model), walking the calls in time order.
+
+    Only calls whose fingerprint occurs more than once can be or have a repeat; the others (most
+    calls: every agent-loop request is new) are skipped without a look at them in Python.
+    """
+    fingerprint_of = attrgetter("request_fingerprint")
+    seen: set[str | None] = set()
+    mark_seen = seen.add  # returns None: the condition below keeps the second and later occurrences
+    repeated = {
+        fingerprint for fingerprint in map(fingerprint_of, calls) if fingerprint in seen or mark_seen(fingerprint)
+    }
+    repeated.discard(None)
+    originals: dict[str | None, CallRecord] = {}  # keys are the repeated fingerprints, never None
+    previous: dict[str | None, CallRecord] = {}
+    found: dict[_Key, list[tuple[CallRecord, CallRecord]]] = defaultdict(list)
+    for call in compress(calls, map(repeated.__contains__, map(fingerprint_of, calls))):
+        fingerprint = call.request_fingerprint
+        last = previous.get(fingerprint)
+        previous[fingerprint] = call
+        if call.status == "error" or (last is not None and last.status == "error"):
+            continue
+        original = originals.get(fingerprint)
+        fresh = original is not None and (
+            call.start_ns - original.start_ns <= window_ns
+            or (call.task_id is not None and last is not None and last.task_id == call.task_id)
+        )
+        if original is not None and fresh:
+            found[(call.task_name, call.step_name, call.model or "")].append((call, original))
+        else:
+            originals[fingerprint] = call
+    return found
+
+
+def _count_calls(calls: Sequence[CallRecord], groups: dict[_Key, _Group]) -> None:
+    """Fill in the calls, distinct requests and cost of ``groups`` (calls without a fingerprint do not count).
+
+    One C-level pass picks the calls of these groups' steps; only those are looked at in Python.
+    """
+    if not groups:
+        return
+    steps = {step for _, step, _ in groups}
+    for call in compress(calls, map(steps.__contains__, map(_STEP_NAME, calls))):
+        fingerprint = call.request_fingerprint
+        if fingerprint is None:
+            continue
+        group = groups.get((call.task_name, call.step_name, call.model or ""))
+        if group is not None:
+            group.calls += 1
+            group.fingerprints.add(fingerprint)
+            group.cost += call.cost or ZERO
+
+
 class ExactCacheRule:
     """Flag steps whose identical requests a response cache would have served."""
 
@@ -44,41 +103,19 @@ class ExactCacheRule:
     def run(self, context: RuleContext) -> list[Finding]:
         """Return one finding per (task name, step, model) with enough repeated requests."""
         settings = context.config.exact_cache
-        window_ns = int(settings.window_hours * _NS_PER_HOUR)
-        originals: dict[str, CallRecord] = {}
-        previous: dict[str, CallRecord] = {}
-        groups: dict[tuple[str, str, str], _Group] = defaultdict(_Group)
-        for call in context.workload.calls:
-            fingerprint = call.request_fingerprint
-            if fingerprint is None:
+        calls = context.workload.calls
+        repeats = _repeats(calls, int(settings.window_hours * _NS_PER_HOUR))
+        groups: dict[_Key, _Group] = {}
+        for key in sorted(repeats):
+            found = repeats[key]
+            if len(found) < settings.min_repeats:
                 continue
-            group = groups[(call.task_name, call.step_name, call.model or "")]
-            group.calls += 1
-            group.fingerprints.add(fingerprint)
-            group.cost += call.cost or ZERO
-            last = previous.get(fingerprint)
-            previous[fingerprint] = call
-            if call.status == "error" or (last is not None and last.status == "error"):
-                continue
-            original = originals.get(fingerprint)
-            fresh = original is not None and (
-                call.start_ns - original.start_ns <= window_ns
-                or (call.task_id is not None and last is not None and last.task_id == call.task_id)
-            )
-            if original is not None and fresh:
-                group.repeats.append((call, original))
-            else:
-                originals[fingerprint] = call
-        findings = []
-        for key in sorted(groups):
-            group = groups[key]
-            if len(group.repeats) < settings.min_repeats:
-                continue
-            potential = sum((repeat.cost or ZERO for repeat, _ in group.repeats), ZERO)
+            potential = sum((repeat.cost or ZERO for repeat, _ in found), ZERO)
             if potential < Decimal(str(settings.min_savings_usd)):
                 continue
-            findings.append(self._finding(key, group, context))
-        return findings
+            groups[key] = _Group(repeats=found)
+        _count_calls(calls, groups)
+        return [self._finding(key, group, context) for key, group in groups.items()]
 
     def _finding(self, key: tuple[str, str, str], group: _Group, context: RuleContext) -> Finding:
         task, step, model = key

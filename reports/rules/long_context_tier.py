@@ -16,6 +16,7 @@ Findings per (task name, step, model), claimed from the ledger.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 from statistics import median
 
@@ -51,6 +52,28 @@ def _capped_usage(call: CallRecord, limit: int) -> CanonicalUsage:
     )
 
 
+def _spend(
+    calls: Sequence[CallRecord], groups: set[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], tuple[int, Decimal]]:
+    """Priced calls (known usage, no error) and their recorded cost in each of ``groups``, summed in time order.
+
+    A second pass, made only when there are findings: most selections have none, and the first
+    pass then keeps no per-step totals at all.
+    """
+    spend: dict[tuple[str, str, str], tuple[int, Decimal]] = defaultdict(lambda: (0, ZERO))
+    if not groups:
+        return spend
+    for call in calls:
+        cost = call.cost
+        if cost is None or not call.usage_known or call.status == "error":
+            continue
+        group = (call.task_name, call.step_name, call.model or "")
+        if group in groups:
+            count, total = spend[group]
+            spend[group] = (count + 1, total + cost)
+    return spend
+
+
 class LongContextTierRule:
     """Flag calls whose input just crossed a long-context price tier."""
 
@@ -60,24 +83,27 @@ class LongContextTierRule:
         """Return one finding per (task name, step, model) with calls just over a tier start."""
         settings = context.config.long_context_tier
         book = PriceBook()
+        calls = context.workload.calls
+        tiers: dict[tuple[str | None, str | None, str | None], tuple[int, ...]] = {}
         over: dict[tuple[str, str, str], list[tuple[CallRecord, int, Decimal]]] = defaultdict(list)
-        spend: dict[tuple[str, str, str], tuple[int, Decimal]] = defaultdict(lambda: (0, ZERO))
-        for call in context.workload.calls:
-            if call.cost is None or not call.usage_known or call.status == "error":
+        for call in calls:
+            cost = call.cost
+            if cost is None or not call.usage_known or call.status == "error":
                 continue
-            group = (call.task_name, call.step_name, call.model or "")
-            count, cost = spend[group]
-            spend[group] = (count + 1, cost + call.cost)
-            starts = book.tier_starts(call)
+            model = (call.provider, call.model, call.server_address)
+            starts = tiers.get(model)
+            if starts is None:
+                starts = tiers[model] = book.tier_starts(call)  # as the book memoises it: for the first call
             if not starts or call.input_tokens <= starts[0]:
                 continue
             start = max(s for s in starts if s < call.input_tokens)  # a tier prices requests *above* its start
             if call.input_tokens > start * (1 + settings.max_over_fraction):
                 continue
             trimmed = book.cost(call, _capped_usage(call, start))
-            if trimmed is None or trimmed >= call.cost:
+            if trimmed is None or trimmed >= cost:
                 continue
-            over[group].append((call, start, call.cost - trimmed))
+            over[(call.task_name, call.step_name, call.model or "")].append((call, start, cost - trimmed))
+        spend = _spend(calls, set(over))
         return [self._finding(key, over[key], spend[key], context) for key in sorted(over)]
 
     def _finding(

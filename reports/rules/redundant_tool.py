@@ -20,15 +20,17 @@ issuing calls cannot be priced the finding is still reported, with its counts, $
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 
 from ._base import ZERO, CallRecord, Confidence, Finding, RuleContext, ToolRecord
-from ._prices import PriceBook
+from ._prices import PriceBook, UnitPrices
 
 _HALF = Decimal("0.5")
+_START_NS = attrgetter("start_ns")
+_TASK_ID = attrgetter("task_id")
 
 
 @dataclass(slots=True)
@@ -39,25 +41,6 @@ class _ToolGroup:
     issuers: dict[str, list[ToolRecord]] = field(default_factory=dict)  # issuing call -> its duplicates
 
 
-class _TaskCalls:
-    """The model calls of each task by start time, to find the call that issued a tool step."""
-
-    def __init__(self, calls: Sequence[CallRecord]) -> None:
-        by_task: dict[str, list[CallRecord]] = defaultdict(list)
-        for call in calls:
-            if call.task_id is not None:
-                by_task[call.task_id].append(call)
-        self._calls = dict(by_task)
-        self._starts = {task: [call.start_ns for call in items] for task, items in by_task.items()}
-
-    def issuer(self, tool: ToolRecord) -> CallRecord | None:
-        """The last call of the tool's task that started before it, if any."""
-        if tool.task_id is None or tool.task_id not in self._calls:
-            return None
-        index = bisect.bisect_left(self._starts[tool.task_id], tool.start_ns) - 1
-        return self._calls[tool.task_id][index] if index >= 0 else None
-
-
 class RedundantToolRule:
     """Flag tools re-run with the same arguments and result in one task."""
 
@@ -65,34 +48,49 @@ class RedundantToolRule:
 
     def run(self, context: RuleContext) -> list[Finding]:
         """Return one finding per (task name, tool) with at least ``min_repeats`` duplicates."""
-        task_calls = _TaskCalls(context.workload.calls)
+        tools = context.workload.tools
+        if not tools:
+            return []
+        # The calls of each task in time order, to find the call that issued a tool step: the last one
+        # of its task that started before it. Grouped by C-level passes, no Python statement per call.
+        calls = context.workload.calls
+        by_task: dict[str | None, list[CallRecord]] = defaultdict(list)
+        deque(map(list.append, map(by_task.__getitem__, map(_TASK_ID, calls)), calls), maxlen=0)
+        issuers: dict[str, CallRecord] = {}
         issued: dict[str, int] = defaultdict(int)  # issuing call -> tool steps it issued
         seen: dict[tuple[str, str, str], str | None] = {}  # (task, tool, args) -> last successful result
         groups: dict[tuple[str, str], _ToolGroup] = defaultdict(_ToolGroup)
-        for tool in context.workload.tools:
-            if tool.task_id is None:
+        for tool in tools:
+            task_id = tool.task_id
+            if task_id is None:
                 continue
             group = groups[(tool.task_name, tool.step_name)]
             group.tool_steps += 1
-            issuer = task_calls.issuer(tool)
-            if issuer is not None:
-                issued[issuer.span_id] += 1
-            if tool.args_hash is None or tool.result_hash is None or tool.status == "error":
+            issuer = None
+            task_calls = by_task.get(task_id)
+            if task_calls:
+                index = bisect.bisect_left(task_calls, tool.start_ns, key=_START_NS) - 1
+                if index >= 0:
+                    issuer = task_calls[index]
+                    issuers[issuer.span_id] = issuer
+                    issued[issuer.span_id] += 1
+            args_hash, result_hash = tool.args_hash, tool.result_hash
+            if args_hash is None or result_hash is None or tool.status == "error":
                 continue
-            key = (tool.task_id, tool.step_name, tool.args_hash)
-            if seen.get(key) == tool.result_hash:
+            key = (task_id, tool.step_name, args_hash)
+            if seen.get(key) == result_hash:
                 group.duplicates.append(tool)
-                group.tasks.add(tool.task_id)
+                group.tasks.add(task_id)
                 if issuer is not None:
                     group.issuers.setdefault(issuer.span_id, []).append(tool)
-            seen[key] = tool.result_hash
-        calls = {call.span_id: call for call in context.workload.calls}
+            seen[key] = result_hash
         prices = PriceBook()
         findings = []
+        min_repeats = context.config.redundant_tool.min_repeats
         for where in sorted(groups):
             group = groups[where]
-            if group.duplicates and len(group.duplicates) >= context.config.redundant_tool.min_repeats:
-                findings.append(self._finding(where, group, calls, issued, prices, context))
+            if group.duplicates and len(group.duplicates) >= min_repeats:
+                findings.append(self._finding(where, group, issuers, issued, prices, context))
         return findings
 
     def _finding(
@@ -109,17 +107,26 @@ class RedundantToolRule:
         output_tokens = 0
         unpriced = 0
         claimed: list[str] = []
+        # output_tokens x p_out x share, computed once per distinct (tokens, prices, share): an agent's
+        # issuing calls often answer with the same number of tokens.
+        amounts: dict[tuple[int, UnitPrices, int, int], Decimal] = {}
+        ledger = context.ledger
         for span_id in sorted(group.issuers):
             call = calls[span_id]
             current += call.cost or ZERO
             duplicates = len(group.issuers[span_id])
-            share = Decimal(duplicates) / Decimal(max(issued[span_id], duplicates))
+            issued_here = max(issued[span_id], duplicates)
             unit = prices.get(call) if call.cost is not None else None
             if unit is None:
                 unpriced += 1
                 continue
-            output_tokens += call.output_tokens
-            granted = context.ledger.claim(span_id, call.output_tokens * unit.output * share)
+            tokens = call.output_tokens
+            output_tokens += tokens
+            amount = amounts.get((tokens, unit, duplicates, issued_here))
+            if amount is None:
+                share = Decimal(duplicates) / Decimal(issued_here)
+                amount = amounts[(tokens, unit, duplicates, issued_here)] = tokens * unit.output * share
+            granted = ledger.claim(span_id, amount)
             saved += granted
             if granted:
                 claimed.append(span_id)

@@ -22,6 +22,7 @@ it because some retries are the right answer to a transient error.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,49 +46,105 @@ def _is_error(call: CallRecord) -> bool:
     return call.status == "error"
 
 
-def _can_be_reasked(call: CallRecord) -> bool:
-    """A successful call that answered (no tool calls): rejecting that answer is what a re-ask does.
+# A prefix list in the recorder's exact layout, ``[boundary,...,boundary]``, where no value is ``hash``
+# (so ``"hash"`` occurs only as a key); the groups are the last boundary's hash and role.
+_RECORDER_LAYOUT = re.compile(
+    r'\[(?:\{"hash":"(?!hash")[^"]*","tokens":\d+,"index":-?\d+,"role":"(?!hash")[^"]*"\},)*'
+    r'\{"hash":"(?!hash")([^"]*)","tokens":\d+,"index":-?\d+,"role":"(?!hash")([^"]*)"\}\]'
+)
+_BOUNDARY_START = '{"hash":"'
 
-    Unknown finish reasons never link: an agent loop appends messages exactly like a re-ask, and
-    only the earlier call having asked for tools tells them apart.
+
+def _tail(call: CallRecord, earlier: bool) -> tuple[tuple[str, ...], str] | None:
+    """What the re-ask logic reads of the call's prefixes: the last boundaries' hashes (last first) and role.
+
+    The hashes are the last three when ``earlier`` (a re-ask check) and the last role is ``user``,
+    else the last one; ``None`` when the call has no boundaries. Exactly what
+    :attr:`CallRecord.prefixes` says, at a third of the cost: ``prefixes`` reads the recorder's
+    layout with a regular expression when ``"hash"`` occurs only as its keys, which one
+    ``fullmatch`` checks here, and its boundaries then start where ``{"hash":"`` does, so the last
+    ones are found from the end without building a tuple per boundary. Any other text goes through
+    :attr:`CallRecord.prefixes` itself.
     """
-    return call.status != "error" and bool(call.finish_reasons) and "tool" not in (call.finish_reasons or "")
+    text = call.prefix_fingerprints_json
+    if not text:
+        return None
+    match = _RECORDER_LAYOUT.fullmatch(text)
+    if match is None:
+        prefixes = call.prefixes
+        if not prefixes:
+            return None
+        role = prefixes[-1][3]
+        return tuple(prefix[0] for prefix in prefixes[: -4 if earlier and role == "user" else -2 : -1]), role
+    role = match[2]
+    if not earlier or role != "user":
+        return (match[1],), role
+    hashes = [match[1]]
+    end = match.start(1) - len(_BOUNDARY_START)
+    for _ in range(2):
+        end = text.rfind(_BOUNDARY_START, 0, end)
+        if end < 0:
+            break
+        at = end + len(_BOUNDARY_START)
+        hashes.append(text[at : text.index('"', at)])
+    return tuple(hashes), role
 
 
 def _chains(calls: Sequence[CallRecord], window_ns: int) -> list[_Chain]:
     """Link the calls of every step of every task into attempt chains (see the module docstring).
 
     One pass over the calls in time order; the earlier attempts are found by dictionary lookups
-    keyed by (task, step, fingerprint) and (task, step, full-request prefix hash).
+    keyed by (task, step, fingerprint) and (task, step, full-request prefix hash). Most calls need
+    neither: only fingerprints that errored somewhere are followed (the others can never lead to
+    an errored attempt), and prefixes are read only for re-ask targets and for calls in a step that
+    already has one.
     """
     chain_of: dict[str, _Chain] = {}
     by_fingerprint: dict[tuple[str, str, str], CallRecord] = {}
-    by_full_prefix: dict[tuple[str, str, str], CallRecord] = {}
-    reaskable_steps: set[tuple[str, str]] = set()
+    targets: dict[str, dict[str, dict[str, CallRecord]]] = {}  # task -> step -> full-request prefix hash -> call
     chains: list[_Chain] = []
+    errored = {call.request_fingerprint for call in calls if call.status == "error"}
     for call in calls:
         task_id = call.task_id
         if task_id is None:
             continue
         step = call.step_name
-        attempts = call.attempts if call.attempts and call.attempts > 1 else 1
-        # Parsing prefixes is the costly part: only re-ask targets and calls that may re-ask need them.
-        reaskable = _can_be_reasked(call)
-        needs_prefixes = reaskable or (task_id, step) in reaskable_steps
-        prefixes = call.prefixes if needs_prefixes and call.prefix_fingerprints_json else ()
-        is_reask = False
+        finish = call.finish_reasons
+        # A re-ask target: a successful call that answered (no tool calls), since rejecting that answer
+        # is what a re-ask does. Unknown finish reasons never link: an agent loop appends messages
+        # exactly like a re-ask, and only the earlier call having asked for tools tells them apart.
+        reaskable = bool(finish) and call.status != "error" and "tool" not in (finish or "")
+        earlier = None
         fingerprint = call.request_fingerprint
-        earlier = by_fingerprint.get((task_id, step, fingerprint)) if fingerprint else None
-        if earlier is None or not _is_error(earlier):
-            earlier = None
-            if len(prefixes) >= 2 and prefixes[-1][3] == "user":
-                # A re-ask sends the earlier request again plus 1-2 messages (its answer, the feedback).
-                for back in (2, 3):
-                    if len(prefixes) >= back:
-                        candidate = by_full_prefix.get((task_id, step, prefixes[-back][0]))
-                        if candidate is not None and _can_be_reasked(candidate):
+        if fingerprint in errored and fingerprint:
+            key = (task_id, step, fingerprint)
+            earlier = by_fingerprint.get(key)
+            by_fingerprint[key] = call
+            if earlier is not None and not _is_error(earlier):
+                earlier = None
+        is_reask = False
+        steps = targets.get(task_id)
+        step_targets = steps.get(step) if steps is not None else None
+        may_reask = earlier is None and step_targets is not None
+        # Reading prefixes is the costly part: only re-ask targets and calls that may re-ask need them.
+        if reaskable or may_reask:
+            tail = _tail(call, may_reask)
+            if tail is not None:
+                hashes, role = tail
+                if may_reask and step_targets is not None and role == "user":
+                    # A re-ask sends the earlier request again plus 1-2 messages (its answer, the feedback).
+                    for earlier_hash in hashes[1:]:
+                        candidate = step_targets.get(earlier_hash)
+                        if candidate is not None:
                             earlier, is_reask = candidate, True
                             break
+                if reaskable:
+                    if step_targets is None:
+                        if steps is None:
+                            steps = targets[task_id] = {}
+                        step_targets = steps[step] = {}
+                    step_targets[hashes[0]] = call
+        attempts = call.attempts
         if earlier is not None:
             chain = chain_of.get(earlier.span_id)
             if chain is None:
@@ -98,22 +155,17 @@ def _chains(calls: Sequence[CallRecord], window_ns: int) -> list[_Chain]:
                 chains.append(chain)
             if call.start_ns - chain.calls[0].start_ns <= window_ns:
                 chain.calls.append(call)
-                chain.attempts += attempts
+                chain.attempts += attempts if attempts and attempts > 1 else 1
                 if is_reask:
                     chain.reasks += 1
                 else:
                     chain.error_retries += 1
                 chain_of[call.span_id] = chain
-        elif attempts > 1:
+        elif attempts and attempts > 1:
             # A lone call the SDK retried is a chain of its own.
             chain = _Chain([call], attempts)
             chain_of[call.span_id] = chain
             chains.append(chain)
-        if fingerprint:
-            by_fingerprint[(task_id, step, fingerprint)] = call
-        if reaskable and prefixes:
-            by_full_prefix[(task_id, step, prefixes[-1][0])] = call
-            reaskable_steps.add((task_id, step))
     return chains
 
 

@@ -21,7 +21,7 @@ from agentprof.reports.rules._base import CallRecord, ResidualLedger
 from agentprof.reports.rules._candidates import CANDIDATES, StepNeeds, candidates_for, supports
 from agentprof.reports.rules._config import RulesConfig
 from agentprof.reports.rules._engine import load_workload, run_rules
-from agentprof.reports.rules.cheaper_model import usage_of
+from agentprof.reports.rules.cheaper_model import _varied, usage_of
 from agentprof.store import open_store
 from agentprof.testserver import TestServer
 from tests.reports.rules._call_factory import call, run
@@ -283,3 +283,30 @@ def test_estimate_matches_the_rerun_on_the_suggested_model(tmp_path: Path) -> No
     assert finding.estimated_savings_usd == measured  # and in fact exact: same token counts on the local server
     low, high = finding.savings_range_usd
     assert low <= measured <= high
+
+
+@pytest.mark.parametrize("total", [0, 1, 1023, 1024, 1025, 5000])
+@pytest.mark.parametrize("distinct", [1, 3, 100, 5000])
+def test_varied_stops_counting_only_when_the_answer_is_known(total: int, distinct: int) -> None:
+    hashes = [f"h{i % distinct}" for i in range(total)]
+    for limit in (0.0, 0.001, 0.1, 0.5, 1.0):
+        few_answers = bool(hashes) and round(len(set(hashes)) / len(hashes), 4) <= limit
+        assert _varied(hashes, limit) is not few_answers
+
+
+def test_long_outputs_of_a_large_step_are_counted_in_chunks_with_the_same_result() -> None:
+    varied = [call(f"d{i:04d}", at=float(i), task=f"t{i}", output_tokens=600, output_hash=f"h{i}",
+                   response_format="json_object") for i in range(1500)]  # fmt: skip
+    assert run("cheaper_model", varied) == []
+    few = classification_step(1500, output_tokens=300, response_format="json_schema")
+    [finding] = run("cheaper_model", few)
+    assert finding.evidence["distinct_outputs"] == 4
+
+
+def test_recorded_providers_that_resolve_alike_are_one_step_in_time_order() -> None:
+    calls = [priced_call(f"c{i:02d}", at=float(i), task=f"t{i}", fingerprint=f"f{i}", output_hash=LABELS[i % 4],
+                         provider="OpenAI" if i % 2 else "openai", input_tokens=400, output_tokens=1, temperature=0.0)
+             for i in range(24)]  # fmt: skip
+    [finding] = run("cheaper_model", calls)
+    assert finding.evidence["calls"] == 24
+    assert finding.span_ids == tuple(f"c{i:02d}" for i in range(24))

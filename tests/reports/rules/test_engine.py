@@ -1,16 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from agentprof.analytics import Filters
 from agentprof.exceptions import ConfigError
-from agentprof.reports.rules._base import CallRecord, Finding
+from agentprof.reports.rules import _engine
+from agentprof.reports.rules._base import CallRecord, Finding, ToolRecord
 from agentprof.reports.rules._config import RulesConfig
 from agentprof.reports.rules._engine import RULE_ORDER, load_rule, load_workload, run_rules, selected_kinds
 from agentprof.store.schema import MONEY, metadata, model_calls, spans
@@ -144,3 +146,105 @@ def test_prompt_cache_and_context_growth_never_claim_the_same_caching_twice() ->
     total = sum(f.estimated_savings_usd for f in together)
     assert alone["prompt_cache"] > 0 and alone["context_growth"] > 0
     assert max(alone.values()) <= total < alone["prompt_cache"] + alone["context_growth"]
+
+
+# Rows that exercise every kind of value the loader converts: NULLs, empty and non-ASCII strings, money at
+# the edges of DECIMAL(38, 18) and with trailing zeros, -0.0, equal start times, rows out of time order.
+ODD_CALLS: list[dict[str, Any]] = [
+    {"span_id": "z9", "start_time_ns": 30, "cost_usd": "12345678901234567890.123456789012345678", "provider": "openai",
+     "response_model": "gpt-4o", "status": "ok", "task_id": "t1", "temperature": -0.0, "attempts": 2},
+    {"span_id": "b2", "start_time_ns": 20, "cost_usd": "0", "priced": True, "step_name": "", "task_name": "ünïcode",
+     "error_type": "E", "status": "error", "usage_known": False, "finish_reasons": '["stop"]'},
+    {"span_id": "a1", "start_time_ns": 20, "cost_usd": "-0.000000000000000001", "request_model": "claude",
+     "tool_count": 3, "prefix_fingerprints": '[{"hash":"h","tokens":1,"index":0,"role":"user"}]', "input_tokens": 7},
+    {"span_id": "c3", "start_time_ns": 10, "cost_usd": "1.500000000000000000", "priced": False, "operation": "chat",
+     "server_address": "api.example.com", "cache_write_5m_tokens": 4, "reasoning_tokens": 2},
+    {"span_id": "日本", "start_time_ns": 5, "cost_usd": None, "task_id": None, "task_name": "(untracked)",
+     "response_format": "json_schema", "tool_choice": "required", "output_hash": "o", "temperature": 0.7},
+]  # fmt: skip
+
+
+@pytest.fixture
+def odd_store(tmp_path: Path) -> Iterator[sa.Connection]:
+    engine = sa.create_engine("duckdb:///" + str(tmp_path / "odd.duckdb"))
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        for row in ODD_CALLS:
+            values: dict[str, Any] = {"trace_id": "tr", "task_name": "triage", "step_name": "classify", "status": "ok",
+                                      "usage_known": True, "priced": True, "start_time": BASE, "end_time_ns": 99,
+                                      "duration_ms": 1.0, **row}  # fmt: skip
+            if values["cost_usd"] is not None:
+                values["cost_usd"] = sa.cast(sa.literal(values["cost_usd"], sa.String()), MONEY)
+            connection.execute(model_calls.insert().values(**values))
+        for span_id, start in (("tool-b", 7), ("tool-a", 7), ("tool-c", 3)):
+            connection.execute(
+                spans.insert().values(
+                    span_id=span_id, trace_id="tr", kind="step", name="search", task_id="t1", task_name="triage",
+                    step_name="search", step_kind="tool", start_time=BASE, start_time_ns=start, end_time_ns=9,
+                    duration_ms=0.0, status="ok", tool_args_hash="a", tool_result_hash=None,
+                )
+            )  # fmt: skip
+    with engine.connect() as connection:
+        yield connection
+    engine.dispose()
+
+
+def _exactly(records: Sequence[tuple[Any, ...]]) -> list[tuple[tuple[type, str], ...]]:
+    """Records compared value by value, with types and Decimal exponents (``repr`` shows both)."""
+    return [tuple((type(value), repr(value)) for value in record) for record in records]
+
+
+def _plain(conn: sa.Connection, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any]]:
+    with monkeypatch.context() as patched:
+        patched.setattr(_engine, "_MAX_SHAPES", 0)  # more combinations than allowed: the plain ordered select
+        workload = load_workload(conn, Filters())
+    return list(workload.calls), list(workload.tools)
+
+
+def test_loading_shared_fields_once_gives_the_plain_selects_records(
+    odd_store: sa.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shaped: list[bool] = []
+    load_shaped = _engine._load_shaped
+
+    def spy(*args: Any) -> list[Any] | None:
+        records = load_shaped(*args)
+        shaped.append(records is not None)
+        return records
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_engine, "_load_shaped", spy)
+        workload = load_workload(odd_store, Filters())
+    assert shaped == [True, True]  # calls and tools both took the shared-fields path
+    calls, tools = _plain(odd_store, monkeypatch)
+    assert [c.span_id for c in calls] == ["日本", "c3", "a1", "b2", "z9"]  # start time, then span id
+    assert [t.span_id for t in tools] == ["tool-c", "tool-a", "tool-b"]
+    assert _exactly(workload.calls) == _exactly(calls)
+    assert _exactly(workload.tools) == _exactly(tools)
+    assert all(type(c) is CallRecord for c in workload.calls) and all(type(t) is ToolRecord for t in workload.tools)
+    costs = {c.span_id: c.cost for c in workload.calls}
+    assert repr(costs["b2"]) == "Decimal('0E-18')"  # exponent kept
+    assert costs["c3"] is None  # unpriced, not $1.5
+    assert costs["z9"] == Decimal("12345678901234567890.123456789012345678")
+
+
+def test_a_hash_collision_or_a_missing_combination_falls_back_to_the_plain_select(
+    odd_store: sa.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected_calls, expected_tools = _plain(odd_store, monkeypatch)
+    fetch = _engine._driver_rows
+    for change in ("collide", "drop"):
+
+        def altered(conn: sa.Connection, query: sa.Select[Any], change: str = change) -> list[Any]:
+            rows = fetch(conn, query)
+            if "DISTINCT" not in str(query) or not rows:
+                return rows
+            if change == "collide":  # a second combination with the first one's hash
+                return [*rows, (rows[0][0], *(None for _ in rows[0][1:]))]
+            return rows[:-1]  # a combination the DISTINCT did not see (written in between)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(_engine, "_driver_rows", altered)
+            workload = load_workload(odd_store, Filters())
+        assert _exactly(workload.calls) == _exactly(expected_calls), change
+        assert _exactly(workload.tools) == _exactly(expected_tools), change

@@ -77,3 +77,19 @@ def test_unpriced_repeats_count_but_save_nothing() -> None:
     [finding] = run("exact_cache", [call("c1", at=0), call("c2", at=1, cost=None)])
     assert (finding.evidence["repeats"], finding.evidence["unpriced_repeats"]) == (1, 1)
     assert finding.estimated_savings_usd == 0
+
+
+def test_a_steps_calls_count_whether_or_not_their_request_repeats() -> None:
+    """Only repeated fingerprints are walked; the step's totals still count every call with a fingerprint."""
+    calls = [
+        call("c1", at=0, model=None, fingerprint="same", cost="0.5"),
+        call("c2", at=1, model="", fingerprint="same", cost="0.25"),  # no model is one model, recorded as None or ""
+        call("c3", at=2, model=None, fingerprint="unique", cost="0.125"),
+        call("c4", at=3, model="", fingerprint=None, cost="1"),  # no fingerprint: not a request the rule counts
+        call("c5", at=4, model="gpt-4o", fingerprint="same", cost="2"),  # another model: another finding
+    ]
+    [unnamed, gpt] = run("exact_cache", calls)
+    assert (unnamed.model, unnamed.span_ids, unnamed.estimated_savings_usd) == (None, ("c2",), Decimal("0.25"))
+    assert unnamed.current_cost_usd == Decimal("0.875")
+    assert (unnamed.evidence["calls"], unnamed.evidence["distinct_requests"]) == (3, 2)
+    assert (gpt.model, gpt.span_ids, gpt.evidence["calls"]) == ("gpt-4o", ("c5",), 1)

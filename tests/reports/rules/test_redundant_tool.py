@@ -70,3 +70,23 @@ def test_min_repeats_and_ledger() -> None:
     ledger.claim("t1-c2", Decimal("0.018"))  # an earlier rule left $0.002 of the call
     [finding] = run("redundant_tool", calls, tools, ledger=ledger)
     assert finding.estimated_savings_usd == Decimal("0.002")
+
+
+def test_the_issuer_is_the_last_call_of_the_task_that_started_before_the_tool() -> None:
+    calls = [
+        call("c1", at=0, task="t1", output_tokens=1000, fingerprint="f1"),
+        call("c2", at=2, task="t1", output_tokens=2000, fingerprint="f2"),  # starts with s2: not its issuer
+        call("other", at=1.5, task="t2", output_tokens=1000, fingerprint="f3"),  # another task's call
+    ]
+    tools = [
+        tool("s0", at=-1, task="t1"),  # before any call of its task: no issuer
+        tool("s1", at=1, task="t1"),
+        tool("s2", at=2, task="t1"),  # a duplicate issued by c1 (c2 started at the same moment, not before)
+        tool("s3", at=3, task="t3"),  # a task without calls
+        tool("s4", at=4, task="t3"),
+    ]
+    [finding] = run("redundant_tool", calls, tools)
+    assert finding.span_ids == ("c1",)
+    assert finding.estimated_savings_usd == Decimal("0.01")  # c1 issued s1 and s2, both duplicates: its 1,000 tokens
+    assert (finding.evidence["duplicates"], finding.evidence["tasks_with_duplicates"]) == (3, 2)
+    assert (finding.evidence["issuing_calls"], finding.evidence["tool_steps"]) == (1, 5)

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
+import pytest
+
 from agentprof.reports.rules._config import RetryStormConfig, RulesConfig
+from agentprof.reports.rules.retry_storm import _tail
 from tests.reports.rules._call_factory import call, run
 
 SYSTEM = ("sys", 500, -1, "system")
@@ -72,3 +76,39 @@ def test_window_attempts_and_steps_bound_a_storm() -> None:
 def test_storms_aggregate_per_task_name_and_step() -> None:
     [finding] = run("retry_storm", reask_chain("t1") + reask_chain("t2", start=100))
     assert (finding.evidence["storms"], finding.estimated_savings_usd) == (2, Decimal("0.04"))
+
+
+def test_reasks_link_the_same_in_any_prefix_layout() -> None:
+    """The recorder's compact JSON is read from its end; other layouts go through ``prefixes``, with the same result."""
+    compact = run("retry_storm", reask_chain())
+    spaced = [call._replace(prefix_fingerprints_json=json.dumps(json.loads(call.prefix_fingerprints_json)))
+              for call in reask_chain()]  # fmt: skip
+    assert run("retry_storm", spaced) == compact
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"hash":"a","tokens":1,"index":-1,"role":"system"}]',
+        '[{"hash":"a","tokens":1,"index":-1,"role":"system"},{"hash":"b","tokens":2,"index":0,"role":"user"}]',
+        '[{"hash":"a","tokens":1,"index":0,"role":"user"},{"hash":"b","tokens":2,"index":1,"role":"assistant"},'
+        '{"hash":"c","tokens":3,"index":2,"role":"user"},{"hash":"d","tokens":4,"index":3,"role":"user"}]',
+        '[{"hash":"a","tokens":1,"index":0,"role":"hash"},{"hash":"b","tokens":2,"index":1,"role":"user"}]',
+        '[{"hash":"hash","tokens":1,"index":0,"role":"user"},{"hash":"b","tokens":2,"index":1,"role":"user"}]',
+        '[{"hash": "a", "tokens": 1, "index": 0, "role": "user"}, '
+        '{"hash": "b", "tokens": 2, "index": 1, "role": "user"}]',
+        '[{"role":"user","index":0,"tokens":1,"hash":"a"},{"role":"user","index":1,"tokens":2,"hash":"b"}]',
+        '[{"hash":"a\\\\","tokens":1,"index":0,"role":"user"},{"hash":"b","tokens":2,"index":1,"role":"user"}]',
+        "[]",
+    ],
+)
+def test_tail_reads_what_prefixes_says(text: str) -> None:
+    record = call("c", prefix_fingerprints_json=text)
+    prefixes = record.prefixes
+    for earlier in (False, True):
+        expected = None
+        if prefixes:
+            role = prefixes[-1][3]
+            back = 3 if earlier and role == "user" else 1
+            expected = (tuple(prefix[0] for prefix in reversed(prefixes[-back:])), role)
+        assert _tail(record, earlier) == expected
