@@ -17,6 +17,7 @@ from ._model import (
     ModelEntry,
     Projection,
     Recommendation,
+    RecommendationBasis,
     Report,
     ReportFilters,
     SavingsRange,
@@ -26,7 +27,7 @@ from ._model import (
 )
 from .rules._base import Finding
 from .rules._config import RulesConfig
-from .rules._engine import run_rules
+from .rules._engine import Analysis, analyse
 
 DAYS_PER_MONTH = 30
 UNTRACKED = "(untracked)"
@@ -58,7 +59,8 @@ def build_report(
     filters = filters or Filters()
     config = rules_config if rules_config is not None else RulesConfig.load()
     numbers = analytics.summary(conn, filters)
-    findings = run_rules(conn, filters, config)
+    analysis = analyse(conn, filters, config)
+    findings = analysis.findings
     projection = None
     if tasks_per_day is not None:
         projection = project(findings, numbers.tasks, numbers.cost_per_task_usd.mean, tasks_per_day)
@@ -113,7 +115,21 @@ def build_report(
             for row in analytics.models(conn, filters)
         ],
         recommendations=[recommendation(finding) for finding in findings],
+        recommendations_basis=basis(analysis),
         projection=projection,
+    )
+
+
+def basis(analysis: Analysis) -> RecommendationBasis | None:
+    """What the rules read, when it was a sample of the selection (``None``: every call)."""
+    sample = analysis.sample
+    if sample is None:
+        return None
+    return RecommendationBasis(
+        calls_analysed=analysis.calls_analysed,
+        calls_in_selection=sample.selection_calls,
+        since=datetime.fromtimestamp(sample.start_ns / 1e9, UTC),
+        max_calls=sample.max_calls,
     )
 
 

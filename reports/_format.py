@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from ._model import ReportFilters
+from ._model import RecommendationBasis, ReportFilters
 
 UNPRICED = "unpriced"
 DOCTOR_HINT = "unknown model or no usage reported: `agentprof doctor` lists why"
@@ -60,6 +60,16 @@ def unpriced_note(unpriced_calls: int) -> str:
     """The sentence shown whenever some calls have no price."""
     noun = "call" if unpriced_calls == 1 else "calls"
     return f"{unpriced_calls} unpriced {noun} ({DOCTOR_HINT})"
+
+
+def basis_note(basis: RecommendationBasis) -> str:
+    """The sentence saying that recommendations were estimated from a sample, and how to avoid it."""
+    return (
+        f"Recommendations estimated from the latest {basis.calls_analysed:,} of {basis.calls_in_selection:,} calls "
+        f"(since {timestamp(basis.since)}), money scaled to the whole selection (max_calls = {basis.max_calls:,} in "
+        "[tool.agentprof.rules]; narrow the selection with --since or --task, or set max_calls = 0, for an exact "
+        "analysis)."
+    )
 
 
 def count(value: int, noun: str) -> str:

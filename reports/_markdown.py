@@ -88,6 +88,8 @@ def render_markdown(report: Report) -> str:
             lines.append(_row(cells))
     else:
         lines.append(NO_RECOMMENDATIONS)
+    if report.recommendations_basis is not None:
+        lines += ["", fmt.basis_note(report.recommendations_basis)]
     if report.projection is not None:
         lines += ["", projection_line(report.projection)]
     return "\n".join(lines) + "\n"

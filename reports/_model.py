@@ -120,6 +120,22 @@ class Recommendation(_Frozen):
     evidence: dict[str, Any] = {}
 
 
+class RecommendationBasis(_Frozen):
+    """What the rules analysed when the selection was larger than ``[tool.agentprof.rules] max_calls``.
+
+    Attributes:
+        calls_analysed: Model calls the rules read: the selection's latest, from :attr:`since`.
+        calls_in_selection: Model calls in the whole selection.
+        since: Start of the analysed period (UTC).
+        max_calls: The bound (0 would analyse everything).
+    """
+
+    calls_analysed: int
+    calls_in_selection: int
+    since: datetime
+    max_calls: int
+
+
 class Projection(_Frozen):
     """Monthly cost at a given volume, now and after the high- and medium-confidence recommendations.
 
@@ -162,4 +178,6 @@ class Report(_Frozen):
     steps: list[StepEntry]
     models: list[ModelEntry]
     recommendations: list[Recommendation] = []
+    #: ``None`` when the rules read every call of the selection; else what they sampled.
+    recommendations_basis: RecommendationBasis | None = None
     projection: Projection | None = None

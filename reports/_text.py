@@ -35,6 +35,8 @@ def render_text(report: Report, console: Console) -> None:
     else:
         console.print(Text("Recommendations", style="italic"))
         console.print(NO_RECOMMENDATIONS)
+    if report.recommendations_basis is not None:
+        console.print(Text(fmt.basis_note(report.recommendations_basis), style="dim"))
     if report.projection is not None:
         console.print(projection_line(report.projection))
 

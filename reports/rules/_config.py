@@ -92,6 +92,14 @@ class RulesConfig(_Section):
     """All rule thresholds; ``enabled`` lists the rules to run (all by default)."""
 
     enabled: tuple[str, ...] | None = None
+    max_calls: int = Field(
+        100_000,
+        ge=0,
+        description=(
+            "Above this many calls in the selection, analyse the latest this many and scale the money to the "
+            "selection (0: always analyse every call)."
+        ),
+    )
     exact_cache: ExactCacheConfig = ExactCacheConfig()
     prompt_cache: PromptCacheConfig = PromptCacheConfig()
     wasted_cache_write: WastedCacheWriteConfig = WastedCacheWriteConfig()

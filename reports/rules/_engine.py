@@ -19,6 +19,7 @@ import gc
 import importlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from itertools import islice
@@ -36,6 +37,7 @@ from agentprof.store.schema import model_calls, spans
 
 from ._base import CallRecord, Finding, ResidualLedger, Rule, RuleContext, ToolRecord, Workload
 from ._config import RulesConfig
+from ._sampling import Sample, group_totals, plan_sample, scale_findings, window_condition
 
 #: The order rules run (and claim savings) in; see the module docstring for why it is fixed.
 RULE_ORDER: tuple[str, ...] = (
@@ -154,15 +156,21 @@ def _tool_conditions(filters: Filters) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def load_workload(conn: Connection, filters: Filters) -> Workload:
+def load_workload(conn: Connection, filters: Filters, sample: Sample | None = None) -> Workload:
     """Read the selection's model calls and tool steps, ordered by (start time, span id).
 
     Costs arrive as exact ``Decimal`` (``None`` for unpriced calls, never $0); token counts the
-    provider did not report are 0 (``usage_known`` says whether they are real).
+    provider did not report are 0 (``usage_known`` says whether they are real). With a ``sample``,
+    only what started in its period (the latest calls).
     """
+    call_where = call_conditions(filters)
+    tool_where = _tool_conditions(filters)
+    if sample is not None:
+        call_where.append(window_condition(model_calls.c.start_time_ns, sample))
+        tool_where.append(window_condition(spans.c.start_time_ns, sample))
     with _no_cyclic_gc():
-        calls = _load_records(conn, CallRecord, _CALL_COLUMNS, _CALL_SHARED, call_conditions(filters))
-        tools = _load_records(conn, ToolRecord, _TOOL_COLUMNS, _TOOL_SHARED, _tool_conditions(filters))
+        calls = _load_records(conn, CallRecord, _CALL_COLUMNS, _CALL_SHARED, call_where)
+        tools = _load_records(conn, ToolRecord, _TOOL_COLUMNS, _TOOL_SHARED, tool_where)
     return Workload(calls=calls, tools=tools)
 
 
@@ -322,10 +330,25 @@ def run_workload(
     return sorted(findings, key=lambda finding: finding.rank_key)
 
 
-def run_rules(
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What the rules found, and what they read to find it.
+
+    Attributes:
+        findings: Sorted by :attr:`Finding.rank_key`; money scaled to the selection when sampled.
+        sample: The period analysed when the selection exceeded ``max_calls`` (its latest calls), else ``None``.
+        calls_analysed: Model calls the rules read.
+    """
+
+    findings: list[Finding]
+    sample: Sample | None
+    calls_analysed: int
+
+
+def analyse(
     conn: Connection, filters: Filters, config: RulesConfig | None = None, *, rules: Sequence[str] | None = None
-) -> list[Finding]:
-    """Load the selection and return every rule's findings, most valuable first.
+) -> Analysis:
+    """Load the selection (or, above ``config.max_calls``, a sample of it) and run the rules.
 
     Args:
         conn: An open connection to the store.
@@ -334,7 +357,21 @@ def run_rules(
         rules: Only these rule kinds (still run in :data:`RULE_ORDER`); default all.
 
     Returns:
-        Findings sorted by :attr:`Finding.rank_key` (savings x confidence weight, then names): the
-        same records always give the same list.
+        The findings, most valuable first (savings x confidence weight, then names: the same
+        records always give the same list), and the sample they came from, if any
+        (:mod:`._sampling` says how a sample is drawn and scaled).
     """
-    return run_workload(load_workload(conn, filters), config, rules=rules)
+    config = config or RulesConfig()
+    sample = plan_sample(conn, filters, config.max_calls)
+    workload = load_workload(conn, filters, sample)
+    findings = run_workload(workload, config, rules=rules)
+    if sample is not None:
+        findings = scale_findings(findings, sample, workload.calls, group_totals(conn, filters))
+    return Analysis(findings=findings, sample=sample, calls_analysed=len(workload.calls))
+
+
+def run_rules(
+    conn: Connection, filters: Filters, config: RulesConfig | None = None, *, rules: Sequence[str] | None = None
+) -> list[Finding]:
+    """The findings of :func:`analyse`, most valuable first."""
+    return analyse(conn, filters, config, rules=rules).findings

@@ -29,6 +29,7 @@ def test_report_json(runner: CliRunner, store_dir: Path) -> None:
         "steps",
         "models",
         "recommendations",
+        "recommendations_basis",
         "projection",
     }
     assert data["store"] == {"location": str(store_dir), "dialect": "duckdb"}

@@ -60,6 +60,7 @@ def test_json_keys_and_values(report: Report) -> None:
         "steps",
         "models",
         "recommendations",
+        "recommendations_basis",
         "projection",
     }
     assert data["schema_version"] == 1
@@ -67,6 +68,7 @@ def test_json_keys_and_values(report: Report) -> None:
     assert data["store"] == {"location": ".agentprof", "dialect": "duckdb"}
     assert data["filters"] == {"since": None, "task": None}
     assert data["recommendations"] == []
+    assert data["recommendations_basis"] is None  # every call analysed
     assert data["projection"] is None
     summary = data["summary"]
     assert set(summary) == SUMMARY_KEYS
