@@ -37,12 +37,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from decimal import Decimal
-from functools import partial
-from math import ceil
-from operator import add, attrgetter, is_not, lt
-from statistics import median
+from operator import attrgetter
 
 from agentprof._usage import CanonicalUsage
 from agentprof.pricing import resolve_model
@@ -50,45 +47,20 @@ from agentprof.pricing._reprice import Repricer
 
 from ._base import ZERO, CallRecord, Finding, RuleContext
 from ._candidates import CandidateModel, StepNeeds, candidates_for, supports
-from ._config import CheaperModelConfig
+from ._easy_steps import INPUT, OUTPUT, REASONING, Signals, describe, is_set, step_needs, step_signals
 
-_STRUCTURED_FORMATS = frozenset({"json_schema", "json_object"})
-_UNFORCED_TOOL_CHOICES = frozenset({"auto", "none"})
 _NON_CHAT_OPERATIONS = frozenset({"embeddings", "invoke_agent", "execute_tool"})
 _ONE = Decimal(1)
 
 # Field getters and tests for C-level passes over a cluster's calls (``map``/``filter``, no Python per call).
 _COST = attrgetter("cost")
 _TOKENS = attrgetter(*(usage.name for usage in fields(CanonicalUsage)))  # what usage_of reads, as a memo key
-_INPUT = attrgetter("input_tokens")
-_OUTPUT = attrgetter("output_tokens")
 _CACHE_READ = attrgetter("cache_read_tokens")
 _CACHE_WRITE = attrgetter("cache_write_tokens")
 _CACHE_WRITE_5M = attrgetter("cache_write_5m_tokens")
 _CACHE_WRITE_1H = attrgetter("cache_write_1h_tokens")
-_REASONING = attrgetter("reasoning_tokens")
-_OUTPUT_HASH = attrgetter("output_hash")
-_TOOL_COUNT = attrgetter("tool_count")
-_RESPONSE_FORMAT = attrgetter("response_format")
-_is_set = partial(is_not, None)
-_is_positive = partial(lt, 0)
-_VARIED_CHUNK = 1024
 
 _ClusterKey = tuple[str, str, str, str]  # (task name, step, provider, model)
-
-
-@dataclass(frozen=True, slots=True)
-class _Signals:
-    """What makes a step look easy, measured on its calls."""
-
-    median_output: float
-    p90_output: int
-    distinct_ratio: float | None
-    distinct_outputs: int
-    structured: bool
-    reasoning_share: float
-    met: tuple[str, ...]
-    long_and_varied: bool
 
 
 class _Prices:
@@ -120,22 +92,17 @@ def usage_of(call: CallRecord) -> CanonicalUsage:
 
 def _mean_usage(calls: list[CallRecord]) -> CanonicalUsage:
     n = len(calls)
-    write_5m = list(filter(_is_set, map(_CACHE_WRITE_5M, calls)))
-    write_1h = list(filter(_is_set, map(_CACHE_WRITE_1H, calls)))
+    write_5m = list(filter(is_set, map(_CACHE_WRITE_5M, calls)))
+    write_1h = list(filter(is_set, map(_CACHE_WRITE_1H, calls)))
     return CanonicalUsage(
-        input_tokens=sum(map(_INPUT, calls)) // n,
-        output_tokens=sum(map(_OUTPUT, calls)) // n,
+        input_tokens=sum(map(INPUT, calls)) // n,
+        output_tokens=sum(map(OUTPUT, calls)) // n,
         cache_read_tokens=sum(map(_CACHE_READ, calls)) // n,
         cache_write_tokens=sum(map(_CACHE_WRITE, calls)) // n,
         cache_write_5m_tokens=sum(write_5m) // n if write_5m else None,
         cache_write_1h_tokens=sum(write_1h) // n if write_1h else None,
-        reasoning_tokens=sum(map(_REASONING, calls)) // n,
+        reasoning_tokens=sum(map(REASONING, calls)) // n,
     )
-
-
-def _is_structured(call: CallRecord) -> bool:
-    forced_tool = call.tool_choice is not None and call.tool_choice not in _UNFORCED_TOOL_CHOICES
-    return call.response_format in _STRUCTURED_FORMATS or forced_tool
 
 
 def _clusters(calls: Sequence[CallRecord]) -> dict[_ClusterKey, list[CallRecord]]:
@@ -196,13 +163,13 @@ class CheaperModelRule:
         table = candidates_for(provider)
         if not table:
             return None
-        signals = _signals(calls, settings)
+        signals = step_signals(calls, settings)
         if signals is None or signals.long_and_varied or len(signals.met) < 2:
             return None
         # The spend threshold is checked after the signals (both only read the calls, so the order
         # does not change which clusters go on) and before any price is looked up: summing the
         # Decimal costs of the agent loops and drafts that are not easy would cost more than the rule.
-        spend = sum(filter(_is_set, map(_COST, calls)), ZERO)
+        spend = sum(filter(is_set, map(_COST, calls)), ZERO)
         if spend < Decimal(str(settings.min_cost_usd)):
             return None
         mean = _mean_usage(calls)
@@ -210,7 +177,7 @@ class CheaperModelRule:
         current = prices.of(provider, model).cost_at_ns(mean, when)
         if current is None or not _above_small_band(current, table, mean, when, prices):
             return None
-        needs = _needs(calls, signals, settings.max_reasoning_share)
+        needs = step_needs(calls, signals, settings.max_reasoning_share)
         for candidate_cost, candidate in _ranked_candidates(table, needs, mean, when, prices):
             if candidate.model == model or candidate_cost >= current:
                 continue
@@ -225,7 +192,7 @@ class CheaperModelRule:
         calls: list[CallRecord],
         spend: Decimal,
         candidate: CandidateModel,
-        signals: _Signals,
+        signals: Signals,
         needs: StepNeeds,
         context: RuleContext,
         prices: _Prices,
@@ -311,79 +278,12 @@ class CheaperModelRule:
             savings_range_usd=(min(low, estimate), max(high, estimate)),
             confidence="low",
             suggestion=(
-                f"Try {candidate.model} for step '{step}' ({len(calls)} calls, {_describe(signals)}): "
+                f"Try {candidate.model} for step '{step}' ({len(calls)} calls, {describe(signals)}): "
                 "validate on a sample of recorded inputs before switching (savings assume equal answers)"
             ),
             evidence=evidence,
             span_ids=tuple(claimed),
         )
-
-
-def _signals(calls: list[CallRecord], settings: CheaperModelConfig) -> _Signals | None:
-    """Measure the easy-step signals of a cluster (see the module docstring for the thresholds).
-
-    ``None`` for a step with long and varied outputs, which is never flagged: that is known once
-    its outputs are found varied, before all of them are counted (agent loops and drafts, most of
-    a store's calls, are dropped there).
-    """
-    outputs = sorted(map(_OUTPUT, calls))
-    median_output = float(median(outputs))
-    hashes = list(filter(_is_set, map(_OUTPUT_HASH, calls)))
-    if median_output > settings.max_median_output_tokens and _varied(hashes, settings.max_distinct_output_ratio):
-        return None
-    p90_output = outputs[ceil(0.9 * len(outputs)) - 1]
-    distinct = len(set(hashes))
-    distinct_ratio = round(distinct / len(hashes), 4) if hashes else None
-    structured = all(map(_is_structured, calls))
-    total_output = sum(outputs)
-    reasoning_share = round(sum(map(_REASONING, calls)) / total_output, 4) if total_output else 0.0
-    short = median_output <= settings.max_median_output_tokens and p90_output <= settings.max_p90_output_tokens
-    few_answers = distinct_ratio is not None and distinct_ratio <= settings.max_distinct_output_ratio
-    met = tuple(
-        name
-        for name, holds in (
-            ("short_outputs", short),
-            ("structured_output", structured),
-            ("classification_like", few_answers),
-            ("low_reasoning", reasoning_share <= settings.max_reasoning_share),
-        )
-        if holds
-    )
-    return _Signals(
-        median_output=median_output,
-        p90_output=p90_output,
-        distinct_ratio=distinct_ratio,
-        distinct_outputs=distinct,
-        structured=structured,
-        reasoning_share=reasoning_share,
-        met=met,
-        long_and_varied=median_output > settings.max_median_output_tokens and not few_answers,
-    )
-
-
-def _varied(hashes: list[str], max_distinct_ratio: float) -> bool:
-    """Whether the distinct share of ``hashes`` (rounded as in the evidence) is above ``max_distinct_ratio``.
-
-    Counted a chunk at a time: the share of what is counted so far only grows, so once it is above
-    the limit the answer is yes without reading the rest. No hashes: no share, so not few answers.
-    """
-    total = len(hashes)
-    seen: set[str] = set()
-    for start in range(0, total, _VARIED_CHUNK):
-        seen.update(hashes[start : start + _VARIED_CHUNK])
-        if round(len(seen) / total, 4) > max_distinct_ratio:
-            return True
-    return not total
-
-
-def _needs(calls: list[CallRecord], signals: _Signals, max_reasoning_share: float) -> StepNeeds:
-    return StepNeeds(
-        tools=any(map(_is_positive, filter(_is_set, map(_TOOL_COUNT, calls)))),
-        json_schema="json_schema" in map(_RESPONSE_FORMAT, calls),
-        context_tokens=max(map(add, map(_INPUT, calls), map(_OUTPUT, calls))),
-        reasoning=signals.reasoning_share > max_reasoning_share,
-        reasoning_recorded=any(map(_is_positive, map(_REASONING, calls))),
-    )
 
 
 def _above_small_band(
@@ -407,18 +307,6 @@ def _ranked_candidates(
         if cost is not None:
             ranked.append((cost, candidate))
     return sorted(ranked, key=lambda pair: (pair[0], pair[1].model))
-
-
-def _describe(signals: _Signals) -> str:
-    """A few words on why the step looks easy, for the suggestion."""
-    parts = []
-    if "classification_like" in signals.met:
-        parts.append(f"{signals.distinct_outputs} distinct answers")
-    if "short_outputs" in signals.met:
-        parts.append(f"median {signals.median_output:g} output tokens")
-    if "structured_output" in signals.met:
-        parts.append("structured output")
-    return ", ".join(parts[:2]) or "low reasoning"
 
 
 RULE = CheaperModelRule()

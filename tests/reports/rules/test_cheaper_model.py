@@ -20,8 +20,9 @@ from agentprof.pricing._reprice import Repricer
 from agentprof.reports.rules._base import CallRecord, ResidualLedger
 from agentprof.reports.rules._candidates import CANDIDATES, StepNeeds, candidates_for, supports
 from agentprof.reports.rules._config import RulesConfig
+from agentprof.reports.rules._easy_steps import varied
 from agentprof.reports.rules._engine import load_workload, run_rules
-from agentprof.reports.rules.cheaper_model import _varied, usage_of
+from agentprof.reports.rules.cheaper_model import usage_of
 from agentprof.store import open_store
 from agentprof.testserver import TestServer
 from tests.reports.rules._call_factory import call, run
@@ -291,7 +292,7 @@ def test_varied_stops_counting_only_when_the_answer_is_known(total: int, distinc
     hashes = [f"h{i % distinct}" for i in range(total)]
     for limit in (0.0, 0.001, 0.1, 0.5, 1.0):
         few_answers = bool(hashes) and round(len(set(hashes)) / len(hashes), 4) <= limit
-        assert _varied(hashes, limit) is not few_answers
+        assert varied(hashes, limit) is not few_answers
 
 
 def test_long_outputs_of_a_large_step_are_counted_in_chunks_with_the_same_result() -> None:
