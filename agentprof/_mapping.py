@@ -21,7 +21,7 @@ from opentelemetry.trace import StatusCode
 from agentprof import _safety
 from agentprof import _semconv as sc
 from agentprof._calls import Payload
-from agentprof._fingerprint import fingerprint_request, output_fingerprint
+from agentprof._fingerprint import RequestFingerprints, fingerprint_request, output_fingerprint
 from agentprof._records import SpoolRow
 from agentprof._usage import CanonicalUsage
 
@@ -47,6 +47,16 @@ def _model_ref(provider: str | None, model: str | None, base_url: str | None) ->
     from agentprof.pricing import resolve_model
 
     return resolve_model(provider, model, base_url)
+
+
+def set_fingerprint_fields(row: SpoolRow, fingerprints: RequestFingerprints) -> None:
+    """Put what the analyses read of a request's fingerprints into a spool row (live and received spans alike)."""
+    row["request_fingerprint"] = fingerprints.request
+    row["prefix_fingerprints"] = fingerprints.prefixes_json
+    row["cache_breakpoints"] = fingerprints.cache_breakpoints
+    row["tool_count"] = fingerprints.tool_count
+    row["response_format"] = fingerprints.response_format
+    row["tool_choice"] = fingerprints.tool_choice
 
 
 def _int(value: Any) -> int | None:
@@ -244,12 +254,7 @@ class SpanMapper:
         if payload.body is not None:
             fingerprints = fingerprint_request(payload.body, provider)
             if fingerprints is not None:
-                row["request_fingerprint"] = fingerprints.request
-                row["prefix_fingerprints"] = fingerprints.prefixes_json
-                row["cache_breakpoints"] = fingerprints.cache_breakpoints
-                row["tool_count"] = fingerprints.tool_count
-                row["response_format"] = fingerprints.response_format
-                row["tool_choice"] = fingerprints.tool_choice
+                set_fingerprint_fields(row, fingerprints)
                 messages = fingerprints.messages if payload.capture_content else None  # parsed on demand
                 if messages is not None:
                     row["input_messages"] = json.dumps(messages, ensure_ascii=False)

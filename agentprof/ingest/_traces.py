@@ -32,7 +32,7 @@ from typing import Any
 
 from agentprof import _semconv as sc
 from agentprof._calls import Payload
-from agentprof._mapping import SpanFields, SpanMapper
+from agentprof._mapping import SpanFields, SpanMapper, set_fingerprint_fields
 from agentprof._records import SPOOL_COLUMNS, SpoolRow
 from agentprof.ingest import _content, _dialects
 from agentprof.ingest._decode import FlatSpan
@@ -151,12 +151,7 @@ class TraceMapper:
         if row is None:
             return None
         if fingerprints is not None:  # what SpanMapper sets from a request body's fingerprints
-            row["request_fingerprint"] = fingerprints.request
-            row["prefix_fingerprints"] = fingerprints.prefixes_json
-            row["cache_breakpoints"] = fingerprints.cache_breakpoints
-            row["tool_count"] = fingerprints.tool_count
-            row["response_format"] = fingerprints.response_format
-            row["tool_choice"] = fingerprints.tool_choice
+            set_fingerprint_fields(row, fingerprints)
         if not row.get("priced"):
             _use_provided_cost(row, attributes)
         return row

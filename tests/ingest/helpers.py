@@ -11,6 +11,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+#: A minimal OTel GenAI chat span's attributes (priced: gpt-4o, 100 in, 10 out).
+CHAT_CALL = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.input_tokens": 100,
+    "gen_ai.usage.output_tokens": 10,
+}
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 
 

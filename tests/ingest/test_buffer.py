@@ -7,16 +7,10 @@ from typing import Any
 from agentprof._records import SpoolRow
 from agentprof.ingest import FlatSpan, decode_protobuf
 from agentprof.ingest._buffer import TraceBuffer
-from tests.ingest.helpers import S, request
+from tests.ingest.helpers import CHAT_CALL, S, request
 
 AGENT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"}
-CALL = {
-    "gen_ai.operation.name": "chat",
-    "gen_ai.provider.name": "openai",
-    "gen_ai.request.model": "gpt-4o",
-    "gen_ai.usage.input_tokens": 100,
-    "gen_ai.usage.output_tokens": 10,
-}
+CALL = CHAT_CALL
 
 
 def trace(number: int, *, root: bool = True) -> list[FlatSpan]:

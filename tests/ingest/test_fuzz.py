@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from agentprof._records import SPOOL_COLUMNS
 from agentprof.ingest import RequestDecodeError, TraceMapper, decode_json, decode_protobuf
 from agentprof.ingest._receiver import OtlpReceiver
-from tests.ingest.helpers import S, request
+from tests.ingest.helpers import CHAT_CALL, S, request
 
 KNOWN_KEYS = [
     "gen_ai.operation.name",
@@ -105,13 +105,7 @@ def _bad(value: Any) -> bool:
     return False
 
 
-CALL = {
-    "gen_ai.operation.name": "chat",
-    "gen_ai.provider.name": "openai",
-    "gen_ai.request.model": "gpt-4o",
-    "gen_ai.usage.input_tokens": 100,
-    "gen_ai.usage.output_tokens": 10,
-}
+CALL = CHAT_CALL
 
 
 def _full_request() -> bytes:
