@@ -5,6 +5,8 @@ OpenTelemetry setup is left alone) with the store exporter behind a ``BatchSpanP
 Finished task, step and model-call spans are built as ``ReadableSpan`` objects at the end of
 their work and handed straight to that processor: the hot path pays for one small object and
 a deque append, not for a live SDK span with per-attribute validation (~60-90 µs here).
+Model calls go further: a :class:`DeferredSpan` builds its name, parent and attribute dict when
+first read, on the exporter's thread, so the caller's thread only hands over references.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -52,6 +54,72 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+
+
+class SpanSource(Protocol):
+    """What a :class:`DeferredSpan` is built from; read only once the span is finished."""
+
+    trace_id: int
+    parent_span_id: int | None
+    start_ns: int
+    end_ns: int
+
+    def span_name(self) -> str:
+        """The span's name."""
+        ...
+
+    def span_attributes(self) -> dict[str, Any]:
+        """The span's attributes, a new dict."""
+        ...
+
+
+class DeferredSpan(ReadableSpan):
+    """A finished ``CLIENT`` span whose name, parent, times and attributes are built on first read.
+
+    ``ReadableSpan`` keeps them in private fields that every reader goes through (its properties,
+    ``to_json``), so this subclass leaves those fields unset and :meth:`__getattr__` fills each
+    in on first access. Processors only look at ``context`` when a span is handed over; the
+    exporter threads read the rest, so building the attribute dict (and any canonical usage
+    conversion behind it) happens there. Two exporter threads reading at once may both build a
+    field: the source is read-only by then, so both get the same value.
+    """
+
+    _kind = SpanKind.CLIENT
+    _events: tuple[Any, ...] = ()
+    _links: tuple[Any, ...] = ()
+    _instrumentation_info = None
+    _status = _UNSET
+
+    def __init__(
+        self, source: SpanSource, context: SpanContext, resource: Resource, scope: InstrumentationScope
+    ) -> None:
+        # ReadableSpan.__init__ is skipped on purpose: it would set the fields built lazily below.
+        self._source = source
+        self._context = context
+        self._resource = resource
+        self._instrumentation_scope = scope
+
+    def __getattr__(self, name: str) -> Any:
+        """Build a deferred field (only reached while it is not set yet)."""
+        if name == "_source":
+            raise AttributeError(name)
+        source = self._source
+        value: Any
+        if name == "_attributes":
+            value = source.span_attributes()
+        elif name == "_name":
+            value = source.span_name()
+        elif name == "_start_time":
+            value = source.start_ns
+        elif name == "_end_time":
+            value = source.end_ns
+        elif name == "_parent":
+            parent_id = source.parent_span_id
+            value = None if parent_id is None else SpanContext(source.trace_id, parent_id, False, _SAMPLED)
+        else:
+            raise AttributeError(name)
+        object.__setattr__(self, name, value)
+        return value
 
 
 def get_runtime() -> Runtime | None:
@@ -219,6 +287,25 @@ def emit_span(
         end_time=end_ns,
         instrumentation_scope=runtime.scope,
     )
+    _hand_over(runtime, span)
+
+
+def emit_deferred(source: SpanSource, span_id: int, error_message: str | None = None) -> None:
+    """Hand one finished ``CLIENT`` span built from ``source`` to the processor, as a :class:`DeferredSpan`.
+
+    ``error_message`` (the exception's type name) marks the span as failed. A no-op when
+    agentprof is not configured.
+    """
+    runtime = _runtime
+    if runtime is None:
+        return
+    span = DeferredSpan(source, SpanContext(source.trace_id, span_id, False, _SAMPLED), runtime.resource, runtime.scope)
+    if error_message is not None:
+        span._status = Status(StatusCode.ERROR, error_message)
+    _hand_over(runtime, span)
+
+
+def _hand_over(runtime: Runtime, span: ReadableSpan) -> None:
     runtime.exporter.note_emitted()
     if runtime.app_processor is not None:
         runtime.app_processor.on_end(span)  # includes ours (and the OTLP tee): they were added to it
@@ -274,4 +361,15 @@ def _register_atexit() -> None:
         _atexit_registered = True
 
 
-__all__ = ["Runtime", "configure", "emit_span", "ensure_configured", "flush", "get_runtime", "shutdown"]
+__all__ = [
+    "DeferredSpan",
+    "Runtime",
+    "SpanSource",
+    "configure",
+    "emit_deferred",
+    "emit_span",
+    "ensure_configured",
+    "flush",
+    "get_runtime",
+    "shutdown",
+]

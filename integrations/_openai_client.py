@@ -2,22 +2,23 @@
 
 The same ``openai`` SDK reaches OpenAI, Azure OpenAI and any OpenAI-compatible server (Groq,
 Together, a local vLLM...). The span names the provider that serves and bills the call (as the
-OTel GenAI conventions do), read from the client once per base URL, so pricing uses the right
-provider; unknown hosts stay ``openai`` and are priced by model name or a user price.
+OTel GenAI conventions do), so pricing uses the right provider; unknown hosts stay ``openai``
+and are priced by model name or a user price. That and the server address are worked out once
+per client and base URL (:class:`._patching.ClientFactsCache`), not on every call.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from openai.lib.azure import BaseAzureClient
 
 from agentprof import _semconv as sc
-from agentprof._calls import ModelCall, start_call
+from agentprof._calls import ModelCall, open_call
 
-from ._patching import number
+from ._patching import ClientFacts, ClientFactsCache, number, server_attributes
 
 PROVIDER = "openai"
 AZURE = "azure.ai.openai"
@@ -36,20 +37,26 @@ def _provider_for(base_url: str, azure: bool) -> tuple[str, str | None]:
     return provider, deployment if provider == AZURE else None
 
 
-def serving_provider(client: Any) -> tuple[str, str | None]:
-    """Who serves a client's calls, as OTel names it, and the Azure deployment its base URL is bound to."""
-    return _provider_for(str(client.base_url), isinstance(client, BaseAzureClient))
+def _describe(client: Any, base_url: Any) -> ClientFacts:
+    """Who serves a client's calls, as OTel names it, the Azure deployment its base URL is bound to, the server."""
+    provider, deployment = _provider_for(str(base_url), isinstance(client, BaseAzureClient))
+    return ClientFacts(provider, deployment, server_attributes(base_url))
+
+
+_clients = ClientFactsCache(_describe)
 
 
 def start_openai_call(
     instance: Any,
     kwargs: Mapping[str, Any],
     *,
-    max_tokens_keys: Iterable[str],
+    max_tokens_keys: tuple[str, ...],
     operation: str = sc.OPERATION_CHAT,
     sampling: bool = True,
 ) -> ModelCall | None:
     """Begin recording a call made through resource ``instance`` (``Completions``, ``Responses``...).
+
+    The caller has checked that agentprof is configured.
 
     Args:
         instance: The SDK resource whose method was called (its ``_client`` is the client).
@@ -58,25 +65,21 @@ def start_openai_call(
         operation: GenAI operation name.
         sampling: Whether to record temperature, top_p and the output cap.
     """
-    client = instance._client
-    url = client.base_url
-    provider, deployment = serving_provider(client)
-    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
-    if url.port is not None:
-        attributes[sc.SERVER_PORT] = url.port
+    facts = _clients.get(instance._client)
+    temperature = max_tokens = top_p = None
     if sampling:
-        if (value := number(kwargs, "temperature")) is not None:
-            attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = value
+        temperature = number(kwargs, "temperature")
         for key in max_tokens_keys:
-            if (value := number(kwargs, key)) is not None:
-                attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
+            if (max_tokens := number(kwargs, key)) is not None:
                 break
-        if (value := number(kwargs, "top_p")) is not None:
-            attributes[sc.GEN_AI_REQUEST_TOP_P] = value
-    return start_call(
-        provider,
-        kwargs.get("model") or deployment,
-        operation=operation,
-        stream=kwargs.get("stream") is True,
-        request_attributes=attributes,
+        top_p = number(kwargs, "top_p")
+    return open_call(
+        facts.provider,
+        kwargs.get("model") or facts.deployment,
+        operation,
+        kwargs.get("stream") is True,
+        facts.server,
+        temperature,
+        max_tokens,
+        top_p,
     )

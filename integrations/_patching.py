@@ -19,13 +19,16 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from contextvars import Token
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple, cast
 
 import wrapt
 
 from agentprof import _safety
-from agentprof._calls import ModelCall, bind_request, capture_request, finish_call, unbind_request
+from agentprof import _semconv as sc
+from agentprof._calls import ModelCall, bound_call, capture_request, finish_call
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 """wrapt's wrapper signature: ``(wrapped, instance, args, kwargs) -> result``."""
@@ -46,7 +49,10 @@ class _Patch:
     original: Any
     owned: bool  # the attribute lived in owner.__dict__ (else it was inherited: delete on restore)
     wrapper: Any
-    active: bool = True
+    # wrapt's ``enabled``: truthy while the patch is active. A list, emptied to disable, rather
+    # than a callable: wrapt tests a non-callable's truth in C, a callable costs a Python call
+    # on every SDK call (twice per model call, with the request-builder hook).
+    switch: list[bool] = field(default_factory=lambda: [True])
 
 
 class Patcher:
@@ -71,7 +77,8 @@ class Patcher:
             owned = name in owner.__dict__
             original = owner.__dict__[name] if owned else getattr(owner, name)
             record = _Patch(owner, name, original, owned, None)
-            record.wrapper = wrapt.FunctionWrapper(original, wrapper, enabled=lambda: record.active)
+            switch = cast(Any, record.switch)  # truthy or not by its length, which wrapt's stubs don't model
+            record.wrapper = wrapt.FunctionWrapper(original, wrapper, enabled=switch)
             setattr(owner, name, record.wrapper)
             self._patches[(owner, name)] = record
 
@@ -79,7 +86,7 @@ class Patcher:
         """Restore every original this patcher replaced."""
         with self._lock:
             for record in self._patches.values():
-                record.active = False
+                record.switch.clear()
                 if record.owner.__dict__.get(record.name, _MISSING) is not record.wrapper:
                     continue  # someone wrapped on top of us: stay in their chain, disabled
                 if record.owned:
@@ -91,6 +98,13 @@ class Patcher:
     def is_patched(self) -> bool:
         """Whether any patch of this patcher is in place."""
         return bool(self._patches)
+
+
+def _unbind(token: Token[ModelCall | None]) -> None:
+    try:
+        bound_call.reset(token)
+    except ValueError:  # reset from another context (e.g. an async generator): just clear
+        bound_call.set(None)
 
 
 def _fail(call: ModelCall, exc: BaseException) -> None:
@@ -185,20 +199,28 @@ def _call_sync(
     fn_args: tuple[Any, ...],
     fn_kwargs: dict[str, Any],
 ) -> Any:
-    call = _start(start, instance, kwargs)
+    try:
+        call = start(instance, kwargs)
+    except Exception as exc:
+        _safety.internal_error("start_call", exc)
+        call = None
     if call is None:
         return fn(*fn_args, **fn_kwargs)
-    token = bind_request(call)
+    token = bound_call.set(call)
     try:
         result = fn(*fn_args, **fn_kwargs)
     except BaseException as exc:
         _fail(call, exc)
         raise
     finally:
-        unbind_request(token)
+        _unbind(token)
     if "extra_headers" in kwargs and (mode := _raw_mode(kwargs)) is not None:
         return _raw_sync(on_result, call, result, kwargs, mode)
-    return _result(on_result, call, result, kwargs)
+    try:
+        return on_result(call, result, kwargs)
+    except Exception as exc:
+        salvage(call, "on_result", exc)
+        return result
 
 
 async def _call_async(
@@ -214,14 +236,14 @@ async def _call_async(
     call = _start(start, instance, kwargs)
     if call is None:
         return await (awaitable if fn is None else fn(*fn_args, **fn_kwargs))  # type: ignore[misc]
-    token = bind_request(call)
+    token = bound_call.set(call)
     try:
         result = await (awaitable if fn is None else fn(*fn_args, **fn_kwargs))  # type: ignore[misc]
     except BaseException as exc:
         _fail(call, exc)
         raise
     finally:
-        unbind_request(token)
+        _unbind(token)
     if "extra_headers" in kwargs and (mode := _raw_mode(kwargs)) is not None:
         return await _raw_async(on_result, call, result, kwargs, mode)
     return _result(on_result, call, result, kwargs)
@@ -296,9 +318,10 @@ def build_request_hook(
 ) -> Any:
     """Wrapper for an SDK's ``BaseClient._build_request``: hand the serialised body to the bound call.
 
-    Runs once per HTTP attempt, so SDK retries are counted. The body bytes are immutable and
-    already built by the SDK, so keeping a reference costs nothing; fingerprinting happens on
-    the exporter thread. Never breaks request building: any failure here is ours and swallowed.
+    Runs once per HTTP attempt, so SDK retries are counted. The body bytes and the URL object
+    are immutable and already built by the SDK, so keeping references costs nothing;
+    fingerprinting happens on the exporter thread. Never breaks request building: any failure
+    here is ours and swallowed.
     """
     request = wrapped(*args, **kwargs)
     try:
@@ -306,7 +329,8 @@ def build_request_hook(
             body = request.content
         except Exception:  # a streamed/unread body: no fingerprint, the call is still recorded
             body = None
-        capture_request(body if isinstance(body, bytes) else None, str(request.url))
+        # The URL object is immutable; it becomes text on the exporter thread (str() costs ~1 µs).
+        capture_request(body if isinstance(body, bytes) else None, request.url)
     except Exception as exc:
         _safety.internal_error("capture_request", exc)
     return request
@@ -315,6 +339,57 @@ def build_request_hook(
 def number(kwargs: Mapping[str, Any], key: str) -> int | float | None:
     """A numeric request parameter from ``kwargs`` (``None`` when absent, ``NOT_GIVEN`` or not a number)."""
     value = kwargs.get(key)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    return None
+    if value is None or value is True or value is False:
+        return None
+    return value if isinstance(value, _NUMBERS) else None
+
+
+_NUMBERS = (int, float)  # a tuple: isinstance is cheaper with it than with ``int | float``
+
+
+class ClientFacts(NamedTuple):
+    """What every call through one SDK client shares, worked out once per client and base URL."""
+
+    provider: str
+    """``gen_ai.provider.name``: who serves and bills the client's calls."""
+    deployment: str | None
+    """The Azure OpenAI deployment the base URL is bound to, else ``None``."""
+    server: Mapping[str, Any]
+    """``server.address`` and ``server.port``: one mapping shared by the client's calls, never mutated."""
+
+
+def server_attributes(url: Any) -> Mapping[str, Any]:
+    """``server.address`` (and ``server.port`` when explicit) of an SDK's base URL object, read-only."""
+    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
+    if url.port is not None:
+        attributes[sc.SERVER_PORT] = url.port
+    return MappingProxyType(attributes)
+
+
+class ClientFactsCache:
+    """:class:`ClientFacts` per client, keyed by the identity of its base URL object.
+
+    ``describe(client, base_url)`` works the facts out on a miss. They depend only on the base
+    URL and the client's class, and an entry holds its URL object (so its id cannot be reused
+    while cached) and is checked against the class: an entry is never stale. Setting a
+    client's ``base_url`` gives it a new URL object, hence new facts. Bounded: a program that
+    makes a client per request just starts over every :attr:`MAX_ENTRIES` clients.
+    """
+
+    MAX_ENTRIES = 64
+
+    def __init__(self, describe: Callable[[Any, Any], ClientFacts]) -> None:
+        self._describe = describe
+        self._entries: dict[int, tuple[Any, type, ClientFacts]] = {}
+
+    def get(self, client: Any) -> ClientFacts:
+        """The facts for ``client`` (an SDK client with a ``base_url``)."""
+        url = client.base_url
+        entry = self._entries.get(id(url))
+        if entry is not None and entry[0] is url and entry[1] is type(client):
+            return entry[2]
+        facts = self._describe(client, url)
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[id(url)] = (url, type(client), facts)
+        return facts

@@ -21,7 +21,9 @@ Anthropic's way, recorded as the response model.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from anthropic import AsyncStream, Stream
@@ -31,16 +33,19 @@ from anthropic.types import Message
 
 from agentprof import _runtime, _safety
 from agentprof import _semconv as sc
-from agentprof._calls import ModelCall, finish_call, start_call
+from agentprof._calls import ModelCall, finish_call, open_call
 from agentprof._usage import CanonicalUsage
 
 from ._patching import (
+    ClientFacts,
+    ClientFactsCache,
     Patcher,
     build_request_hook,
     deferred_async_call,
     deferred_sync_call,
     number,
     patch_call_methods,
+    server_attributes,
 )
 from ._streams import StreamState, proxy_stream
 
@@ -98,14 +103,16 @@ def canonical_usage(usage: Any, delta: Any = None) -> CanonicalUsage | None:
     creation = getattr(usage, "cache_creation", None)
     cache_read = cache_read or 0
     cache_write = cache_write or 0
+    # Blocks that are often None are tested first: getattr(None, name, default) raises and
+    # catches an AttributeError, which costs more than the rest of this function.
     return CanonicalUsage(
         input_tokens=(raw_input or 0) + cache_read + cache_write,
         output_tokens=output or 0,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        cache_write_5m_tokens=getattr(creation, "ephemeral_5m_input_tokens", None),
-        cache_write_1h_tokens=getattr(creation, "ephemeral_1h_input_tokens", None),
-        reasoning_tokens=getattr(details, "thinking_tokens", None) or 0,
+        cache_write_5m_tokens=None if creation is None else getattr(creation, "ephemeral_5m_input_tokens", None),
+        cache_write_1h_tokens=None if creation is None else getattr(creation, "ephemeral_1h_input_tokens", None),
+        reasoning_tokens=0 if details is None else getattr(details, "thinking_tokens", None) or 0,
     )
 
 
@@ -125,6 +132,10 @@ class StreamedUsage:
         self.start = start
         self.delta = delta
 
+    def canonical(self) -> CanonicalUsage | None:
+        """Canonical usage of the stream (exporter thread)."""
+        return canonical_usage(self.start, self.delta)
+
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:
         """The merged usage block as a dict (``kwargs`` go to pydantic's ``model_dump``)."""
         merged: dict[str, Any] = dict(self.start.model_dump(**kwargs))
@@ -140,10 +151,15 @@ def _tool_text(name: Any, arguments: Any) -> str:
 def message_text(message: Any) -> str:
     """Text and tool-use blocks of a ``Message`` (thinking is excluded: it is not the answer).
 
-    Same shape as :func:`events_text`, so a streamed and a non-streamed answer hash alike.
+    Same shape as :func:`blocks_text`, so a streamed and a non-streamed answer hash alike.
     """
+    return content_text(message.content)
+
+
+def content_text(content: Any) -> str:
+    """:func:`message_text` of a message's ``content`` blocks."""
     text = ""
-    for block in message.content:
+    for block in content:
         kind = getattr(block, "type", None)
         if kind == "text":
             text += block.text
@@ -165,17 +181,28 @@ def blocks_text(blocks: dict[int, tuple[str, Any, list[str]]]) -> str:
 
 
 def record_message(call: ModelCall, message: Message) -> None:
-    """Finish ``call`` from a non-streamed ``Message`` (attribute reads only)."""
-    usage = message.usage
+    """Finish ``call`` from a non-streamed ``Message`` (attribute reads only).
+
+    The message itself is not kept: a single text block (the usual answer) is its own output
+    string; other content (tool use, thinking) is turned into text off-thread, from the content
+    blocks alone.
+    """
+    content = message.content
     stop_reason = message.stop_reason
+    output: str | Callable[[], str]
+    if len(content) == 1 and content[0].type == "text":
+        output = content[0].text
+    else:
+        output = functools.partial(content_text, content)
+    usage = message.usage
     finish_call(
         call,
         usage=canonical_usage(usage),
         raw_usage=usage,
         response_model=message.model,
         response_id=message.id,
-        finish_reasons=[stop_reason] if stop_reason else None,
-        output=lambda: message_text(message),
+        finish_reasons=(stop_reason,) if stop_reason else None,
+        output=output,
     )
 
 
@@ -227,8 +254,8 @@ class MessageStreamState(StreamState):
         blocks = self.blocks
         finish_call(
             call,
-            usage=canonical_usage(start_usage, delta_usage),
             raw_usage=StreamedUsage(start_usage, delta_usage) if start_usage is not None else None,
+            usage_from=StreamedUsage.canonical,
             response_model=getattr(message, "model", None),
             response_id=getattr(message, "id", None),
             finish_reasons=[stop_reason] if stop_reason else None,
@@ -237,30 +264,32 @@ class MessageStreamState(StreamState):
         )
 
 
+def _describe(client: Any, base_url: Any) -> ClientFacts:
+    return ClientFacts(provider_for_client_type(type(client)), None, server_attributes(base_url))
+
+
+_clients = ClientFactsCache(_describe)
+
+
 def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if _runtime.get_runtime() is None:
         return None
-    client = instance._client
-    url = client.base_url
-    attributes: dict[str, Any] = {sc.SERVER_ADDRESS: url.host}
-    if url.port is not None:
-        attributes[sc.SERVER_PORT] = url.port
-    if (value := number(kwargs, "temperature")) is not None:
-        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = value
-    if (value := number(kwargs, "max_tokens")) is not None:
-        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
-    if (value := number(kwargs, "top_p")) is not None:
-        attributes[sc.GEN_AI_REQUEST_TOP_P] = value
-    return start_call(
-        provider_for_client_type(type(client)),
+    facts = _clients.get(instance._client)
+    return open_call(
+        facts.provider,
         kwargs.get("model"),
-        stream=kwargs.get("stream") is True,
-        request_attributes=attributes,
+        sc.OPERATION_CHAT,
+        kwargs.get("stream") is True,
+        facts.server,
+        number(kwargs, "temperature"),
+        number(kwargs, "max_tokens"),
+        number(kwargs, "top_p"),
     )
 
 
 def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
-    if isinstance(result, Message):
+    # The exact class first: isinstance on a pydantic model class goes through ABCMeta.
+    if type(result) is Message or isinstance(result, Message):
         record_message(call, result)
         return result
     if isinstance(result, Stream | AsyncStream):

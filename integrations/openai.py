@@ -103,16 +103,30 @@ def streamed_text(content: dict[int, list[str]], tools: dict[int, dict[int, list
 
 
 def record_completion(call: ModelCall, response: ChatCompletion) -> None:
-    """Finish ``call`` from a non-streamed ``ChatCompletion`` (attribute reads only)."""
-    usage = response.usage
+    """Finish ``call`` from a non-streamed ``ChatCompletion`` (attribute reads only).
+
+    The usage object goes to the exporter thread as it is (canonical usage is read from it
+    there); the response itself is not kept. One choice without tool calls (the usual answer)
+    takes no string work at all: its text is the message's own string.
+    """
+    choices = response.choices
+    if len(choices) == 1:
+        choice = choices[0]
+        message = choice.message
+        reason = choice.finish_reason
+        reasons: tuple[str, ...] | list[str] | None = (reason,) if reason else None
+        output = (message.content or message.refusal or "") if not message.tool_calls else completion_text(response)
+    else:
+        reasons = [choice.finish_reason for choice in choices if choice.finish_reason]
+        output = completion_text(response)
     finish_call(
         call,
-        usage=canonical_usage(usage),
-        raw_usage=usage,
+        raw_usage=response.usage,
+        usage_from=canonical_usage,
         response_model=response.model,
         response_id=response.id,
-        finish_reasons=[choice.finish_reason for choice in response.choices if choice.finish_reason],
-        output=lambda: completion_text(response),
+        finish_reasons=reasons,
+        output=output,
     )
 
 
@@ -176,8 +190,8 @@ class ChatStreamState(StreamState):
         content, tools = self.content, self.tools
         finish_call(
             call,
-            usage=canonical_usage(self.usage),
             raw_usage=self.usage,
+            usage_from=canonical_usage,
             response_model=self.model,
             response_id=self.response_id,
             finish_reasons=[reason for _, reason in sorted(self.finish_reasons.items())],
@@ -186,14 +200,18 @@ class ChatStreamState(StreamState):
         )
 
 
+_MAX_TOKENS_KEYS = ("max_completion_tokens", "max_tokens")
+
+
 def _start(instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     if _runtime.get_runtime() is None:
         return None
-    return start_openai_call(instance, kwargs, max_tokens_keys=("max_completion_tokens", "max_tokens"))
+    return start_openai_call(instance, kwargs, max_tokens_keys=_MAX_TOKENS_KEYS)
 
 
 def _on_result(call: ModelCall, result: Any, kwargs: dict[str, Any]) -> Any:
-    if isinstance(result, ChatCompletion):
+    # The exact class first: isinstance on a pydantic model class goes through ABCMeta.
+    if type(result) is ChatCompletion or isinstance(result, ChatCompletion):
         record_completion(call, result)
         return result
     if isinstance(result, Stream | AsyncStream):

@@ -31,6 +31,7 @@ agent loop from a re-ask (``"tool"`` in the finish reasons) treat both APIs alik
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from openai import AsyncStream, Stream
@@ -107,8 +108,13 @@ def response_text(response: Any) -> str:
     ``custom_tool_call`` items ``"\n[tool:NAME] ARGUMENTS"``; everything else (reasoning,
     hosted tool calls) nothing, as it is not the answer.
     """
+    return items_text(response.output)
+
+
+def items_text(items: Any) -> str:
+    """:func:`response_text` of a response's ``output`` items."""
     text = ""
-    for item in response.output or ():
+    for item in items or ():
         kind = getattr(item, "type", None)
         if kind == "message":
             for part in item.content or ():
@@ -136,7 +142,11 @@ def _called_tools(response: Any) -> bool:
 
 
 def record_response(call: ModelCall, response: Response) -> None:
-    """Finish ``call`` from a non-streamed ``Response`` (attribute reads only)."""
+    """Finish ``call`` from a non-streamed ``Response`` (attribute reads only).
+
+    The output text is joined off-thread from the output items alone: the response itself
+    (instructions, tools, the whole request echo) is not kept.
+    """
     usage = response.usage
     details = response.incomplete_details
     reason = finish_reason(response.status, getattr(details, "reason", None), _called_tools(response))
@@ -146,8 +156,8 @@ def record_response(call: ModelCall, response: Response) -> None:
         raw_usage=usage,
         response_model=response.model,
         response_id=response.id,
-        finish_reasons=[reason] if reason else None,
-        output=lambda: response_text(response),
+        finish_reasons=(reason,) if reason else None,
+        output=functools.partial(items_text, response.output),
     )
 
 

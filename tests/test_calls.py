@@ -184,3 +184,73 @@ def test_a_stalled_exporter_bounds_pending_payloads_and_counts_the_drops(tmp_pat
         release.set()
         _runtime.shutdown()
     assert sum(exported) < 200  # the rest were dropped by the bounded queue, never queued forever
+
+
+def test_a_model_call_span_is_built_off_the_callers_thread_with_every_readable_span_field(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider()
+    exported = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    _runtime.configure(db=str(tmp_path / "store"), tracer_provider=provider)
+    reads: list[Any] = []
+
+    def usage_from(raw: Any) -> CanonicalUsage:
+        reads.append(raw)
+        return CanonicalUsage(input_tokens=raw["in"], output_tokens=raw["out"])
+
+    try:
+        with agentprof.task("t"):
+            call = _calls.start_call("openai", "gpt-4o", request_attributes={"server.address": "api.openai.com"})
+            _calls.finish_call(call, raw_usage={"in": 7, "out": 3}, usage_from=usage_from, output="hi")
+        assert reads == []  # nothing read the usage on the caller's thread
+        spans = {span.name: span for span in exported.get_finished_spans()}
+    finally:
+        _runtime.shutdown()
+    span = spans["chat gpt-4o"]
+    task = spans["invoke_agent t"]
+    assert isinstance(span, _runtime.DeferredSpan)
+    assert dict(span.attributes or {})["gen_ai.usage.input_tokens"] == 7 and reads == [{"in": 7, "out": 3}]
+    assert span.parent is not None and span.parent.span_id == task.context.span_id
+    assert span.start_time == call.start_ns and span.end_time == call.end_ns  # type: ignore[union-attr]
+    assert span.kind.name == "CLIENT" and span.status.is_unset and span.resource is task.resource
+    # A newer OpenTelemetry SDK that adds a field to ReadableSpan must not go unnoticed.
+    assert [field for field in vars(ReadableSpan("x")) if not hasattr(span, field)] == []
+    assert json.loads(span.to_json())["attributes"]["gen_ai.provider.name"] == "openai"
+
+
+def test_usage_read_off_thread_that_fails_is_unknown_and_counted(
+    spool_rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentprof import _safety
+
+    monkeypatch.setenv("AGENTPROF_RAISE_INTERNAL_ERRORS", "0")
+
+    def broken(raw: Any) -> CanonicalUsage:
+        raise RuntimeError("injected")
+
+    call = _calls.start_call("openai", "gpt-4o")
+    _calls.finish_call(call, raw_usage={"in": 1}, usage_from=broken, response_model="gpt-4o")
+    [row] = [row for row in spool_rows() if row["kind"] == "model_call"]
+    assert row["usage_known"] is False and row["priced"] is False
+    assert _safety.counters()["internal_errors.usage_from"] == 1
+
+
+def test_output_as_text_hashes_like_output_from_a_closure_and_leaves_the_call(spool_rows: Rows) -> None:
+    record("gpt-4o", CanonicalUsage(input_tokens=1, output_tokens=1), output="same answer")
+    call = _calls.start_call("openai", "gpt-4o")
+    token = _calls.bind_request(call)
+    _calls.capture_request(b'{"messages": []}', "https://api.openai.com/v1/chat/completions")
+    _calls.unbind_request(token)
+    _calls.finish_call(call, usage=CanonicalUsage(input_tokens=1, output_tokens=1), output="same answer")
+    by_closure, by_text = [row for row in spool_rows() if row["kind"] == "model_call"]
+    assert by_text["output_hash"] == by_closure["output_hash"] and by_text["output_chars"] == len("same answer")
+    assert call is not None and call.body is None and call.output is None  # the store took them
+
+
+def test_a_first_chunk_after_the_call_ended_changes_nothing() -> None:
+    call = _calls.ModelCall("openai", "chat", "gpt-4o", True, 1, 1, None, None, finished=True)
+    _calls.mark_first_chunk(call)
+    assert call.first_chunk_ns is None

@@ -278,3 +278,19 @@ def test_a_streamed_answer_hashes_like_the_same_answer_not_streamed(
     plain, streamed = calls()
     assert plain["output_hash"] is not None and plain["output_chars"] > 0
     assert (streamed["output_hash"], streamed["output_chars"]) == (plain["output_hash"], plain["output_chars"])
+
+
+def test_a_client_whose_base_url_changes_is_attributed_anew(
+    ant: anthropic.Anthropic, server: LocalModelServer, calls: Calls
+) -> None:
+    # The server a client calls is worked out once per base URL, never left stale when it changes.
+    ant.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, messages=user("[[reply:before]]"))
+    before = integration._clients.get(ant)
+    assert integration._clients.get(ant) is before  # worked out once
+    with LocalModelServer() as other:
+        ant.base_url = other.anthropic_base_url
+        ant.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, messages=user("[[reply:after]]"))
+        after = integration._clients.get(ant)
+    assert before.server["server.port"] == server.port and after.server["server.port"] == other.port
+    assert before.provider == after.provider == "anthropic"
+    assert [row["status"] for row in calls()] == ["ok", "ok"]

@@ -367,3 +367,37 @@ def test_stream_helper_left_early_ends_its_span_at_once(oai: openai.OpenAI, call
     finally:
         gc.enable()
     assert row["stream_complete"] is False and row["usage_known"] is False and row["cost_usd"] is None
+
+
+def test_a_client_whose_base_url_changes_is_attributed_anew(
+    oai: openai.OpenAI, server: LocalModelServer, calls: Calls
+) -> None:
+    # Who serves a client is worked out once per base URL, never left stale when it changes.
+    oai.chat.completions.create(model=OPENAI_MODEL, messages=user("[[reply:before]]"))
+    oai.base_url = f"{server.openai_base_url.rstrip('/')}/openai/deployments/my-deployment"
+    with pytest.raises(openai.NotFoundError):
+        oai.chat.completions.create(model=OPENAI_MODEL, messages=user("[[reply:after]]"))
+    before, after = calls()
+    assert (before["provider"], before["status"]) == ("openai", "ok")
+    assert (after["provider"], after["error_type"]) == ("azure.ai.openai", "NotFoundError")
+
+
+def test_one_choice_several_choices_and_tool_calls_hash_their_text(
+    oai: openai.OpenAI, profiled: _runtime.Runtime, calls: Calls
+) -> None:
+    from agentprof import _calls
+    from agentprof._fingerprint import output_fingerprint
+
+    plain = oai.chat.completions.create(model=OPENAI_MODEL, messages=user("[[reply:one two]]"))
+    tool = oai.chat.completions.create(
+        model=OPENAI_MODEL, messages=user('[[tool:weather {"city": "Paris"}]]'), tools=[WEATHER_TOOL]
+    )
+    first = plain.choices[0]
+    second = first.model_copy(update={"index": 1, "message": first.message.model_copy(update={"content": "three"})})
+    several = plain.model_copy(update={"choices": [first, second]})
+    integration.record_completion(_calls.start_call("openai", OPENAI_MODEL), several)  # type: ignore[arg-type]
+    rows = calls()
+    texts = [integration.completion_text(response) for response in (plain, tool, several)]
+    assert [(row["output_hash"], row["output_chars"]) for row in rows] == [output_fingerprint(t) for t in texts]
+    assert texts[0] == "one two" and "[tool:weather]" in texts[1] and texts[2] == "one two\nthree"
+    assert (rows[0]["finish_reasons"], rows[2]["finish_reasons"]) == ('["stop"]', '["stop", "stop"]')
