@@ -206,18 +206,8 @@ def start_call(
     """Begin recording a call; ``None`` when agentprof is not configured (record nothing)."""
     if _runtime.get_runtime() is None:
         return None
-    trace_id, parent_span_id, frame = parent_of_new_span()
-    return ModelCall(
-        provider,
-        operation,
-        request_model if isinstance(request_model, str) else None,
-        stream,
-        time.time_ns(),
-        trace_id,
-        parent_span_id,
-        frame,
-        dict(request_attributes) if request_attributes else None,
-    )
+    attributes = dict(request_attributes) if request_attributes else None
+    return open_call(provider, request_model, operation, stream, attributes, None, None, None)
 
 
 def open_call(
