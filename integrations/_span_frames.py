@@ -78,6 +78,12 @@ class FrameFollower:
                 parent = None
             return live_parent(shown, parent)
 
+    def close(self, record: FrameRecord) -> tuple[Any, Any] | None:
+        """Mark ``record`` finished and return :meth:`restore_target` for this context (under the lock)."""
+        with self.lock:
+            record.closed = True
+            return self.restore_target()
+
     def restore_target(self) -> tuple[Any, Any] | None:
         """``(owner, outermost)`` when this context shows a finished frame of ours, else ``None``.
 

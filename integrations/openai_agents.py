@@ -229,9 +229,7 @@ class AgentprofTracingProcessor(TracingProcessor):
 
     def _close(self, record: _Open, error: BaseException | None) -> None:
         """Mark ``record`` finished, restore this context's frame if it is ours to restore, emit the span."""
-        with self._lock:
-            record.closed = True
-            restore = self._frames.restore_target()
+        restore = self._frames.close(record)
         if restore is not None:
             owner, outermost = restore
             otel_is_ours = otel_context.get_current() is owner.attached_otel

@@ -233,9 +233,7 @@ class AgentprofSpanProcessor(SpanProcessor):
 
     def _close(self, record: _Open, error: BaseException | None) -> None:
         """Mark ``record`` finished, restore this context's frame if it is ours to restore, emit the span."""
-        with self._lock:
-            record.closed = True
-            restore = self._frames.restore_target()
+        restore = self._frames.close(record)
         if restore is not None:
             current_frame.set(restore[1].previous_frame)
         record.scope._finish(record.active, error)
