@@ -15,7 +15,11 @@ the CPU time (user + system) the server process used after it started listening,
 ``--distinct-usage`` gives every call its own token counts (by default a trace's six calls repeat
 six usages, so prices are computed once per usage and then remembered).
 
-    python benchmarks/receiver.py                    # --requests 40 --batch 512 --repeat 3
+``--workers`` lists the ``agentprof serve --workers`` settings to compare, interleaved (A B, B A,
+...): ``auto`` is the default (one worker process per CPU, at most 4), ``0`` one process. The
+per-CPU-second figure counts the worker processes' CPU too (they are the server's children).
+
+    python benchmarks/receiver.py                    # --requests 40 --batch 512 --repeat 3 --workers auto,0
 """
 
 from __future__ import annotations
@@ -133,15 +137,16 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(bodies: list[bytes], content_type: str, spans: int) -> tuple[float, float, float, int]:
+def run_once(
+    bodies: list[bytes], content_type: str, spans: int, workers: str = "auto"
+) -> tuple[float, float, float, int]:
     """(accepted spans/s, spooled spans/s, spans per server CPU-second, rows written) for one server process."""
     cpu_before = _children_cpu_s()
     with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0", "--db", tmp],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        command = [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0", "--db", tmp]
+        if workers != "auto":
+            command += ["--workers", workers]
+        server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         assert server.stderr is not None
         match = _URL.search(server.stderr.readline())
         assert match, "serve did not start"
@@ -175,7 +180,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--distinct-usage", action="store_true", help="no two calls with the same token counts")
     parser.add_argument("--only", choices=("protobuf", "json"), help="one encoding (default: both)")
+    parser.add_argument("--workers", default="auto,0", help="serve --workers settings to compare (default: auto,0)")
     args = parser.parse_args()
+    variants = args.workers.split(",")
     messages = [build_request(i, args.batch, distinct_usage=args.distinct_usage) for i in range(args.requests)]
     spans = args.requests * args.batch
     encodings = {
@@ -186,21 +193,24 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         size = sum(map(len, bodies)) / len(bodies) / 1024
-        accepted, spooled, per_cpu = [], [], []
-        for _ in range(args.repeat):
-            a, s, c, rows = run_once(bodies, content_type, spans)
-            accepted.append(a)
-            spooled.append(s)
-            per_cpu.append(c)
+        results: dict[str, list[tuple[float, float, float]]] = {variant: [] for variant in variants}
+        for round_ in range(args.repeat):
+            for variant in variants if round_ % 2 == 0 else reversed(variants):
+                a, s, c, rows = run_once(bodies, content_type, spans, variant)
+                results[variant].append((a, s, c))
+                print(
+                    f"{name} workers={variant}: {spans} spans ({size:.0f} KiB/request), accepted {a:,.0f}/s, "
+                    f"spooled {s:,.0f}/s, {c:,.0f} per server CPU-second, {rows} rows"
+                )
+                if rows != spans:
+                    raise SystemExit(f"MISMATCH: {rows} rows spooled for {spans} spans sent")
+        for variant, runs in results.items():
+            accepted, spooled, per_cpu = zip(*runs, strict=True)
             print(
-                f"{name}: {spans} spans ({size:.0f} KiB/request), accepted {a:,.0f}/s, spooled {s:,.0f}/s, "
-                f"{c:,.0f} per server CPU-second, {rows} rows"
+                f"{name} workers={variant} median: accepted {statistics.median(accepted):,.0f} spans/s, "
+                f"end to end {statistics.median(spooled):,.0f} spans/s, "
+                f"{statistics.median(per_cpu):,.0f} spans per server CPU-second"
             )
-        print(
-            f"{name} median: accepted {statistics.median(accepted):,.0f} spans/s, "
-            f"end to end {statistics.median(spooled):,.0f} spans/s, "
-            f"{statistics.median(per_cpu):,.0f} spans per server CPU-second"
-        )
 
 
 if __name__ == "__main__":

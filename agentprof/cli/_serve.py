@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import signal
 import threading
@@ -32,19 +31,31 @@ def _is_loopback(host: str) -> bool:
     metavar="TOKEN",
     help="Require 'Authorization: Bearer TOKEN' (or set AGENTPROF_SERVE_TOKEN, which keeps it out of `ps`).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    metavar="N",
+    help="Processes that decode and map spans, each for a share of the traces "
+    "(default: one per CPU, at most 4; 0: all in this process).",
+)
 @db_option
-def serve(host: str, port: int, token: str | None, db: str | None) -> None:
+def serve(host: str, port: int, token: str | None, workers: int | None, db: str | None) -> None:
     """Receive OTLP/HTTP traces from any instrumented agent into the store.
 
     Listens for POST /v1/traces (protobuf or JSON, gzip too); point OTEL_EXPORTER_OTLP_ENDPOINT
     at it.
     """
     from agentprof._config import resolve_store_location
+    from agentprof.ingest._intake import tune_gc_for_serving
     from agentprof.ingest._receiver import TRACES_PATH, OtlpReceiver
+    from agentprof.ingest._workers import default_workers
 
     location = resolve_store_location(db)
+    if workers is None:
+        workers = default_workers()
     try:
-        receiver = OtlpReceiver(location.spool_dir, host=host, port=port, token=token or None)
+        receiver = OtlpReceiver(location.spool_dir, host=host, port=port, token=token or None, workers=workers)
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {one_line(exc)}") from None
     if not _is_loopback(host) and not token:
@@ -58,14 +69,12 @@ def serve(host: str, port: int, token: str | None, db: str | None) -> None:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        receiver.start()
+    except OSError as exc:
+        raise CliError(f"cannot start the receiver's worker processes: {one_line(exc)} (try --workers 0)") from None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    receiver.start()
-    # Modules and price data live as long as the process: frozen, no collection walks them again.
-    # Young collections every 20,000 allocations instead of 700: one request allocates more than
-    # that, and every collection that reaches the old generation walks all the spans held. Together
-    # they took the collector from ~8% to ~3% of the receiver's CPU.
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    tune_gc_for_serving()
     click.echo(
         f"agentprof serve: receiving OTLP/HTTP traces on {receiver.url}{TRACES_PATH} into {location.display} "
         "(Ctrl-C to stop)",

@@ -49,6 +49,33 @@ class FlatSpan:
     scope_name: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Share ``index`` of ``count`` disjoint shares of all traces, by the last byte of the trace id.
+
+    Every span of a trace is in the same share (a receiver process assembles whole traces), and
+    random trace ids spread evenly. A rejected span (broken ids) belongs to share 0 only, so that
+    the shares' counts add up to the request's.
+    """
+
+    index: int
+    count: int
+
+    def owns(self, trace_id: bytes) -> bool:
+        """Whether a valid (16-byte) trace id is in this share."""
+        return trace_id[-1] % self.count == self.index
+
+    def restrict(self, decoded: DecodedRequest) -> DecodedRequest:
+        """The part of an already decoded request in this share."""
+        owns = self.index
+        count = self.count
+        return DecodedRequest(
+            spans=[span for span in decoded.spans if int(span.trace_id[-2:], 16) % count == owns],
+            rejected=decoded.rejected if owns == 0 else 0,
+            first_error=decoded.first_error if owns == 0 else "",
+        )
+
+
 @dataclass(slots=True)
 class DecodedRequest:
     """The valid spans of one request and how many were rejected (and why, for the first)."""
@@ -83,8 +110,8 @@ def attributes_of(pairs: Any) -> dict[str, Any]:
     return result
 
 
-def decode_protobuf(body: bytes) -> DecodedRequest:
-    """Decode a binary ``ExportTraceServiceRequest``.
+def decode_protobuf(body: bytes, shard: Shard | None = None) -> DecodedRequest:
+    """Decode a binary ``ExportTraceServiceRequest`` (only the spans in ``shard``, if given).
 
     Raises:
         RequestDecodeError: The bytes are not a valid message.
@@ -94,11 +121,13 @@ def decode_protobuf(body: bytes) -> DecodedRequest:
         request.ParseFromString(body)
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise RequestDecodeError(f"not an OTLP protobuf ExportTraceServiceRequest: {exc}") from None
-    return flatten(request)
+    return flatten(request, shard)
 
 
-def decode_json(body: bytes | str | Mapping[str, Any]) -> DecodedRequest:
+def decode_json(body: bytes | str | Mapping[str, Any], shard: Shard | None = None) -> DecodedRequest:
     """Decode an OTLP JSON ``ExportTraceServiceRequest`` (hex ids; unknown fields ignored).
+
+    With ``shard``, only its spans are kept (the whole body is still read and checked).
 
     Raises:
         RequestDecodeError: Not JSON, not an object, or not the message's shape.
@@ -115,9 +144,10 @@ def decode_json(body: bytes | str | Mapping[str, Any]) -> DecodedRequest:
     from agentprof.ingest._json import NotPlain, flatten_json
 
     try:
-        return flatten_json(data)  # the plain form exporters send, read directly: ~20x faster than ParseDict
+        decoded = flatten_json(data)  # the plain form exporters send, read directly: ~20x faster than ParseDict
     except (NotPlain, RecursionError):  # anything else: the general route decides
-        return decode_json_message(data)
+        decoded = decode_json_message(data)
+    return decoded if shard is None else shard.restrict(decoded)
 
 
 def decode_json_message(data: dict[str, Any]) -> DecodedRequest:
@@ -171,9 +201,13 @@ def _fix_ids(span: Any) -> None:
             span[key] = base64.b64encode(raw).decode("ascii")
 
 
-def flatten(request: ExportTraceServiceRequest) -> DecodedRequest:
-    """Validate and flatten every span of ``request``."""
+def flatten(request: ExportTraceServiceRequest, shard: Shard | None = None) -> DecodedRequest:
+    """Validate and flatten every span of ``request`` (only those in ``shard``, if given).
+
+    Spans of other shares are skipped before their attributes are read: that is most of the cost.
+    """
     result = DecodedRequest(spans=[])
+    counts_rejections = shard is None or shard.index == 0
     append = result.spans.append
     for resource_spans in request.resource_spans:
         resource = attributes_of(resource_spans.resource.attributes)
@@ -183,8 +217,11 @@ def flatten(request: ExportTraceServiceRequest) -> DecodedRequest:
                 trace_id, span_id, parent_span_id = span.trace_id, span.span_id, span.parent_span_id
                 problem = invalid_ids(trace_id, span_id, parent_span_id)
                 if problem:
-                    result.rejected += 1
-                    result.first_error = result.first_error or f"span {span.name!r}: {problem}"
+                    if counts_rejections:
+                        result.rejected += 1
+                        result.first_error = result.first_error or f"span {span.name!r}: {problem}"
+                    continue
+                if shard is not None and not shard.owns(trace_id):
                     continue
                 start_ns = span.start_time_unix_nano
                 append(

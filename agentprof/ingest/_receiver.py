@@ -7,26 +7,20 @@ optional ``Content-Encoding: gzip``, at most 64 MiB before *and* after decompres
 ``404`` for other paths, ``partial_success`` when some spans are invalid, and ``503`` with
 ``Retry-After`` when the writer is behind (a retryable code: the client sends it again).
 
-HTTP threads only decode and validate; one writer thread assembles traces and writes spool
-segments, so the database is never opened here and ``agentprof report`` can run meanwhile.
-Retries are idempotent: spans already accepted (by trace and span id) are dropped on arrival,
-and the store's primary keys ignore anything that slips through. :meth:`OtlpReceiver.stop`
-drains the queue and writes every held span before returning.
+HTTP threads only read bodies; what happens to a body is the intake's business: in this process
+(:class:`~agentprof.ingest._intake.Intake`, ``workers=0``) or shared by trace among worker
+processes (:class:`~agentprof.ingest._workers.WorkerPool`). Either way the database is never
+opened here, retries are idempotent, and :meth:`OtlpReceiver.stop` writes every held span.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import queue
 import threading
-import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,20 +28,16 @@ from typing import Any
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from agentprof import _safety
-from agentprof._records import SpoolRow
-from agentprof._spool import SpoolWriter
-from agentprof._usage import CanonicalUsage
 from agentprof.ingest._buffer import TraceBuffer
-from agentprof.ingest._decode import DecodedRequest, FlatSpan, RequestDecodeError, decode_json, decode_protobuf
+from agentprof.ingest._intake import JSON, PROTOBUF, Intake, ReceiverStats
 from agentprof.ingest._traces import MappedSpans
+from agentprof.ingest._workers import WorkerPool
+
+__all__ = ["JSON", "MAX_BODY_BYTES", "PROTOBUF", "TRACES_PATH", "OtlpReceiver", "ReceiverStats"]
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 TRACES_PATH = "/v1/traces"
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
 RETRY_AFTER_S = 1
-_SEEN_CAPACITY = 1 << 18
 _TICK_S = 0.2
 
 
@@ -55,23 +45,12 @@ class _TooLarge(Exception):
     pass
 
 
-@dataclass(slots=True)
-class ReceiverStats:
-    """Counters of one receiver (for the shutdown summary and tests)."""
-
-    requests: int = 0
-    spans_accepted: int = 0
-    spans_rejected: int = 0
-    spans_duplicate: int = 0
-    throttled: int = 0
-    rows_written: int = 0
-    write_failures: int = 0
-
-
 class OtlpReceiver:
     """Receives OTLP/HTTP traces on ``host:port`` and spools them into ``spool_dir``.
 
     Use :meth:`start` / :meth:`stop` (or ``with``). ``port=0`` picks a free port (see :attr:`port`).
+    ``workers=0`` decodes and maps in this process; ``workers=N`` in N processes, each owning a
+    share of the traces (``buffer`` applies only to ``workers=0``).
     """
 
     def __init__(
@@ -84,20 +63,19 @@ class OtlpReceiver:
         queue_size: int = 256,
         max_body_bytes: int = MAX_BODY_BYTES,
         buffer: TraceBuffer | None = None,
+        workers: int = 0,
     ) -> None:
         self.spool_dir = spool_dir
         self.token = token
         self.max_body_bytes = max_body_bytes
-        self.stats = ReceiverStats()
-        self._writer = SpoolWriter(spool_dir)
-        self._buffer = buffer or TraceBuffer(self._write_rows)
-        self._queue: queue.Queue[list[FlatSpan] | None] = queue.Queue(maxsize=queue_size)
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._lock = threading.Lock()
-        self._hold = threading.Lock()
         self._server = _Server((host, port), _Handler)
         self._server.receiver = self
-        self._threads: list[threading.Thread] = []
+        self.intake: Intake | WorkerPool
+        if workers > 0:
+            self.intake = WorkerPool(spool_dir, workers, queue_size=queue_size, inherited_fds=(self._server.fileno(),))
+        else:
+            self.intake = Intake(spool_dir, queue_size=queue_size, buffer=buffer)
+        self._thread: threading.Thread | None = None
         self._stopped = False
 
     @property
@@ -106,9 +84,14 @@ class OtlpReceiver:
         return int(self._server.server_address[1])
 
     @property
+    def stats(self) -> ReceiverStats:
+        """Requests, spans accepted, rejected, duplicate, 503s, rows written, write failures."""
+        return self.intake.stats
+
+    @property
     def totals(self) -> MappedSpans:
         """What was mapped and spooled so far (tasks, steps, model calls, skipped spans)."""
-        return self._buffer.totals
+        return self.intake.totals
 
     @property
     def url(self) -> str:
@@ -117,12 +100,18 @@ class OtlpReceiver:
         return f"http://{host if isinstance(host, str) else host.decode()}:{self.port}"
 
     def start(self) -> OtlpReceiver:
-        """Start serving and writing in background threads."""
-        _warm_up()
-        for target, name in ((self._serve, "http"), (self._run_writer, "writer")):
-            thread = threading.Thread(target=target, name=f"agentprof-serve-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Start the intake (worker processes first, before this process has threads), then serve.
+
+        Raises:
+            OSError: A worker process could not be started.
+        """
+        try:
+            self.intake.start()
+        except BaseException:
+            self._server.server_close()
+            raise
+        self._thread = threading.Thread(target=self._serve, name="agentprof-serve-http", daemon=True)
+        self._thread.start()
         return self
 
     def _serve(self) -> None:
@@ -133,12 +122,10 @@ class OtlpReceiver:
         if self._stopped:
             return
         self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()  # joins the request threads: their spans are queued by now
-        self._queue.put(None)
-        for thread in self._threads:
-            if thread.name.endswith("writer"):
-                thread.join()
+        if self._thread is not None:  # shutdown() waits for a serve loop that never started otherwise
+            self._server.shutdown()
+        self._server.server_close()  # joins the request threads: their bodies are submitted by now
+        self.intake.stop()
 
     def __enter__(self) -> OtlpReceiver:
         return self.start()
@@ -148,84 +135,15 @@ class OtlpReceiver:
 
     @contextmanager
     def hold_writer(self) -> Iterator[None]:
-        """Pause the writer thread (its queue fills, then requests get 503): maintenance and tests."""
-        with self._hold:
+        """Pause the writer thread (its queue fills, then requests get 503): maintenance and tests.
+
+        Raises:
+            TypeError: The receiver runs worker processes (``workers > 0``).
+        """
+        if not isinstance(self.intake, Intake):
+            raise TypeError("hold_writer needs workers=0")
+        with self.intake.hold_writer():
             yield
-
-    # --- called by request threads -------------------------------------------------------
-    def accept(self, decoded: DecodedRequest) -> bool:
-        """Queue the new spans of a decoded request; ``False`` when the queue is full."""
-        with self._lock:
-            fresh = [span for span in decoded.spans if (span.trace_id, span.span_id) not in self._seen]
-            if not fresh:
-                self.stats.spans_duplicate += len(decoded.spans)
-                self.stats.spans_rejected += decoded.rejected
-                return True
-            try:
-                self._queue.put_nowait(fresh)
-            except queue.Full:
-                self.stats.throttled += 1
-                return False
-            for span in fresh:
-                self._seen[(span.trace_id, span.span_id)] = None
-            while len(self._seen) > _SEEN_CAPACITY:
-                self._seen.popitem(last=False)
-            self.stats.spans_accepted += len(fresh)
-            self.stats.spans_duplicate += len(decoded.spans) - len(fresh)
-            self.stats.spans_rejected += decoded.rejected
-        return True
-
-    # --- the writer thread -------------------------------------------------------------
-    def _run_writer(self) -> None:
-        flushed = time.monotonic()
-        while True:
-            try:
-                batch = self._queue.get(timeout=_TICK_S)
-            except queue.Empty:
-                batch = []
-            with self._hold:
-                try:
-                    if batch is None:
-                        self._drain()
-                        self._buffer.flush_all()
-                        return
-                    if batch:
-                        self._buffer.add(batch)
-                    # once a tick, not after every batch: the check walks every trace held
-                    if time.monotonic() - flushed >= _TICK_S:
-                        self._buffer.flush_ready()
-                        flushed = time.monotonic()
-                except Exception as exc:  # a mapping bug must not stop the receiver
-                    _safety.internal_error("serve.writer", exc)
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                batch = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if batch:
-                self._buffer.add(batch)
-
-    def _write_rows(self, rows: list[SpoolRow]) -> None:
-        try:
-            self.stats.rows_written += self._writer.write_segment(rows)
-        except OSError as exc:
-            self.stats.write_failures += 1
-            _safety.logger.error(
-                "agentprof serve: cannot write to %s (%s); %d rows lost", self.spool_dir, exc, len(rows)
-            )
-
-
-def _warm_up() -> None:
-    """Load the price data now (~0.2 s of CPU), not while the first received batch waits for it."""
-    try:
-        from agentprof.pricing import price_call, resolve_model
-
-        usage = CanonicalUsage(input_tokens=1, output_tokens=1)
-        price_call(usage, resolve_model("openai", "gpt-4o", None), timestamp=datetime.now(UTC))
-    except Exception as exc:  # pricing will say so again, per call; serving must start regardless
-        _safety.internal_error("serve.warm_up", exc)
 
 
 class _Server(ThreadingHTTPServer):
@@ -278,21 +196,18 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, zlib.error, EOFError) as exc:
             self._reply_status(400, f"unreadable body: {exc}", reply_type)
             return
-        with receiver._lock:
-            receiver.stats.requests += 1
-        try:
-            decoded = decode_protobuf(body) if content_type == PROTOBUF else decode_json(body)
-        except RequestDecodeError as exc:
-            self._reply_status(400, str(exc), reply_type)
+        outcome = receiver.intake.submit(body, content_type)
+        if outcome.status == "invalid":
+            self._reply_status(400, outcome.message, reply_type)
             return
-        if not receiver.accept(decoded):
+        if outcome.status == "busy":
             self._reply_status(503, "receiver busy: retry later", reply_type, extra={"Retry-After": str(RETRY_AFTER_S)})
             return
         response = ExportTraceServiceResponse()
-        if decoded.rejected:
-            response.partial_success.rejected_spans = decoded.rejected
+        if outcome.rejected:
+            response.partial_success.rejected_spans = outcome.rejected
             response.partial_success.error_message = (
-                f"{decoded.rejected} invalid span(s) rejected; first: {decoded.first_error}"
+                f"{outcome.rejected} invalid span(s) rejected; first: {outcome.message}"
             )
         if reply_type == PROTOBUF:
             self._send(200, response.SerializeToString(), PROTOBUF)
