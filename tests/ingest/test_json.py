@@ -134,3 +134,34 @@ def test_whenever_the_direct_reader_answers_it_agrees(data: st.DataObject) -> No
     fast, slow = both(request_data)
     if fast is not None:
         assert fast == slow
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_body_decodes_as_the_standard_librarys_parse_of_it_would(data: st.DataObject) -> None:
+    # decode_json parses text with orjson, which reads integers beyond 64 bits as floats: the answer
+    # must still be the one the standard library's parse gets, error or not.
+    request_data = base()
+    where = data.draw(st.sampled_from(paths(request_data)))
+    node: Any = request_data
+    for step in where:
+        node = node[step]
+    node[data.draw(st.sampled_from(NAMES))] = data.draw(json_values)
+    text = json.dumps(request_data)
+    fast, slow = both(json.loads(text))
+    expected = fast if fast is not None else slow
+    try:
+        got: DecodedRequest | str = decode_json(text)
+    except RequestDecodeError:
+        got = "error"
+    assert got == expected
+
+
+def test_integers_beyond_64_bits_get_the_standard_librarys_answer() -> None:
+    data = base()
+    attributes = data["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"]
+    attributes.append({"key": "big", "value": {"intValue": -(2**63) - 1}})  # orjson: -2**63 as a float
+    with pytest.raises(RequestDecodeError):
+        decode_json_message(json.loads(json.dumps(data)))
+    with pytest.raises(RequestDecodeError):
+        decode_json(json.dumps(data).encode())
