@@ -55,14 +55,14 @@ def _context() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _worker_main(conn: Connection, spool_dir: str, shard: Shard, queue_size: int, inherited: tuple[int, ...]) -> None:
+def _worker_main(conn: Connection, spool_dir: str, shard: Shard, queue_size: int, close_first: tuple[int, ...]) -> None:
     """One worker process: answer each body with an :class:`Outcome` and a :class:`Snapshot`, until told to stop.
 
     Ctrl-C reaches the whole process group: the front end decides when workers stop, so they
     ignore SIGINT and finish writing what they hold when asked (or when the front end is gone).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in inherited:  # a forked child must not keep the front end's listening socket open
+    for fd in close_first:  # descriptors a forked child inherited but must not hold (see WorkerPool._launch)
         try:
             os.close(fd)
         except OSError:
@@ -138,9 +138,16 @@ class WorkerPool:
 
     def _launch(self, context: BaseContext, shard: Shard) -> _Worker:
         ours, theirs = context.Pipe()
+        # A forked child holds copies of this process's descriptors: the listening socket, and the
+        # front end's ends of every worker's pipe, its own included. It closes them, or a worker
+        # would never see its pipe close when the front end dies, nor would its siblings.
+        close_in_child: tuple[int, ...] = ()
+        if context.get_start_method() == "fork":
+            siblings = tuple(worker.conn.fileno() for worker in self._workers if not worker.conn.closed)
+            close_in_child = (*self._inherited, ours.fileno(), *siblings)
         process = context.Process(  # type: ignore[attr-defined]  # BaseContext proxies Process
             target=_worker_main,
-            args=(theirs, str(self.spool_dir), shard, self._queue_size, self._inherited),
+            args=(theirs, str(self.spool_dir), shard, self._queue_size, close_in_child),
             name=f"agentprof-serve-worker-{shard.index}",
             daemon=True,
         )

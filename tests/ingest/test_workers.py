@@ -5,8 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,3 +135,54 @@ def test_shards_split_every_trace_the_same_way_in_both_encodings() -> None:
     assert sorted(span.trace_id for spans in from_protobuf for span in spans) == sorted(TRACES)
     assert all(spans for spans in from_protobuf)  # every share got something from these ids
     assert decode_json({"resourceSpans": []}, Shard(1, 2)).spans == []
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_write_what_they_hold_and_exit_when_the_front_end_is_killed(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0", "--workers", "2"]
+        + ["--db", str(store)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    workers: list[int] = []
+    try:
+        assert server.stderr is not None
+        match = re.search(r"on (http://127\.0\.0\.1:\d+)/v1/traces", server.stderr.readline())
+        assert match
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        for body in _traffic()[:2]:
+            req = urllib.request.Request(
+                match.group(1) + "/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
+            )
+            with urllib.request.urlopen(req, timeout=10) as response:
+                assert response.status == 200
+        server.kill()  # no shutdown: the workers only see their pipes close
+        server.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_running, workers)), "orphaned workers kept running"
+    finally:
+        # Orphans would hold the stderr pipe open: end them here so a failure cannot hang the suite.
+        for pid in [server.pid, *workers]:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        server.wait(timeout=10)
+        assert server.stderr is not None
+        server.stderr.close()
+    assert len(_rows(store / "spool")) == 3 * len(TRACES)
