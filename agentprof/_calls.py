@@ -16,7 +16,7 @@ An integration wraps an SDK method like this::
 The caller's thread only captures references: a clock read, a contextvar lookup, the request
 body (bytes the SDK already serialised, immutable), the request URL object, the provider's raw
 usage object and the output (a string already built, or a closure that builds it). The call is
-handed to the span processor as a :class:`agentprof._runtime.DeferredSpan`: its attribute dict,
+handed to the span processor as a :class:`agentprof._spans.DeferredSpan`: its attribute dict,
 its name, the canonical usage and the request URL as text are built when the exporter thread
 first reads them (ARCHITECTURE decision 9), where fingerprinting, pricing and writing happen
 too. The references wait in a bounded side table keyed by span id. A call is finished exactly

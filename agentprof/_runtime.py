@@ -2,11 +2,12 @@
 
 ``configure`` builds a private ``TracerProvider`` (never the global one, so an application's
 OpenTelemetry setup is left alone) with the store exporter behind a ``BatchSpanProcessor``.
-Finished task, step and model-call spans are built as ``ReadableSpan`` objects at the end of
-their work and handed straight to that processor: the hot path pays for one small object and
-a deque append, not for a live SDK span with per-attribute validation (~60-90 µs here).
-Model calls go further: a :class:`DeferredSpan` builds its name, parent and attribute dict when
-first read, on the exporter's thread, so the caller's thread only hands over references.
+Finished spans are built by :class:`agentprof._spans.SpanFactory` and handed straight to that
+processor (the module says why that is cheap).
+
+The OpenTelemetry SDK is imported by ``configure``, not here: it is about half of what
+``import agentprof`` would otherwise cost, and a process that never records a span (a CLI
+command, a module that only decorates) does not need it.
 """
 
 from __future__ import annotations
@@ -16,23 +17,18 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from typing import TYPE_CHECKING, Any
 
 from agentprof import _safety
 from agentprof._config import StoreLocation, load_project_config, resolve_store_location
 
 if TYPE_CHECKING:
-    from agentprof._exporter import StoreSpanExporter
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_OK = Status(StatusCode.OK)
-_UNSET = Status(StatusCode.UNSET)
+    from agentprof._exporter import StoreSpanExporter
+    from agentprof._spans import SpanFactory, SpanSource
+
 _lock = threading.RLock()
 
 
@@ -43,8 +39,7 @@ class Runtime:
     provider: TracerProvider
     processor: BatchSpanProcessor
     exporter: StoreSpanExporter
-    resource: Resource
-    scope: InstrumentationScope
+    spans: SpanFactory
     location: StoreLocation
     service_name: str
     capture_content: bool
@@ -54,72 +49,6 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
-
-
-class SpanSource(Protocol):
-    """What a :class:`DeferredSpan` is built from; read only once the span is finished."""
-
-    trace_id: int
-    parent_span_id: int | None
-    start_ns: int
-    end_ns: int
-
-    def span_name(self) -> str:
-        """The span's name."""
-        ...
-
-    def span_attributes(self) -> dict[str, Any]:
-        """The span's attributes, a new dict."""
-        ...
-
-
-class DeferredSpan(ReadableSpan):
-    """A finished ``CLIENT`` span whose name, parent, times and attributes are built on first read.
-
-    ``ReadableSpan`` keeps them in private fields that every reader goes through (its properties,
-    ``to_json``), so this subclass leaves those fields unset and :meth:`__getattr__` fills each
-    in on first access. Processors only look at ``context`` when a span is handed over; the
-    exporter threads read the rest, so building the attribute dict (and any canonical usage
-    conversion behind it) happens there. Two exporter threads reading at once may both build a
-    field: the source is read-only by then, so both get the same value.
-    """
-
-    _kind = SpanKind.CLIENT
-    _events: tuple[Any, ...] = ()
-    _links: tuple[Any, ...] = ()
-    _instrumentation_info = None
-    _status = _UNSET
-
-    def __init__(
-        self, source: SpanSource, context: SpanContext, resource: Resource, scope: InstrumentationScope
-    ) -> None:
-        # ReadableSpan.__init__ is skipped on purpose: it would set the fields built lazily below.
-        self._source = source
-        self._context = context
-        self._resource = resource
-        self._instrumentation_scope = scope
-
-    def __getattr__(self, name: str) -> Any:
-        """Build a deferred field (only reached while it is not set yet)."""
-        if name == "_source":
-            raise AttributeError(name)
-        source = self._source
-        value: Any
-        if name == "_attributes":
-            value = source.span_attributes()
-        elif name == "_name":
-            value = source.span_name()
-        elif name == "_start_time":
-            value = source.start_ns
-        elif name == "_end_time":
-            value = source.end_ns
-        elif name == "_parent":
-            parent_id = source.parent_span_id
-            value = None if parent_id is None else SpanContext(source.trace_id, parent_id, False, _SAMPLED)
-        else:
-            raise AttributeError(name)
-        object.__setattr__(self, name, value)
-        return value
 
 
 def get_runtime() -> Runtime | None:
@@ -172,8 +101,14 @@ def configure(
     Raises:
         ConfigError: OTLP was asked for with an unsupported protocol.
     """
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
     from agentprof import __version__
     from agentprof._exporter import StoreSpanExporter
+    from agentprof._spans import SpanFactory
 
     global _runtime
     with _lock:
@@ -220,7 +155,7 @@ def configure(
             app_processor = getattr(tracer_provider, "_active_span_processor", None)
         else:
             resource = Resource.create({"service.name": name, "process.pid": os.getpid()})
-            provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+            provider = SdkTracerProvider(resource=resource, shutdown_on_exit=False)
             provider.add_span_processor(processor)
         scope = InstrumentationScope("agentprof", __version__)
         # A payload (request body, output closure) waits beside its span until the exporter takes
@@ -231,8 +166,7 @@ def configure(
             provider,
             processor,
             exporter,
-            resource,
-            scope,
+            SpanFactory(resource, scope),
             location,
             name,
             capture,
@@ -262,36 +196,21 @@ def emit_span(
     start_ns: int,
     end_ns: int,
     attributes: Mapping[str, Any],
-    kind: SpanKind = SpanKind.INTERNAL,
     error: bool = False,
     error_message: str | None = None,
 ) -> None:
-    """Hand one finished span to the processor; a no-op when agentprof is not configured."""
+    """Hand one finished ``INTERNAL`` span to the processor; a no-op when agentprof is not configured."""
     runtime = _runtime
     if runtime is None:
         return
-    parent = (
-        SpanContext(trace_id, parent_span_id, is_remote=False, trace_flags=_SAMPLED)
-        if parent_span_id is not None
-        else None
-    )
-    span = ReadableSpan(
-        name,
-        SpanContext(trace_id, span_id, is_remote=False, trace_flags=_SAMPLED),
-        parent,
-        runtime.resource,
-        attributes,
-        kind=kind,
-        status=Status(StatusCode.ERROR, error_message) if error else _UNSET,
-        start_time=start_ns,
-        end_time=end_ns,
-        instrumentation_scope=runtime.scope,
+    span = runtime.spans.finished(
+        name, trace_id, span_id, parent_span_id, start_ns, end_ns, attributes, error_message, error
     )
     _hand_over(runtime, span)
 
 
 def emit_deferred(source: SpanSource, span_id: int, error_message: str | None = None) -> None:
-    """Hand one finished ``CLIENT`` span built from ``source`` to the processor, as a :class:`DeferredSpan`.
+    """Hand one finished ``CLIENT`` span built from ``source`` to the processor (a deferred span).
 
     ``error_message`` (the exception's type name) marks the span as failed. A no-op when
     agentprof is not configured.
@@ -299,10 +218,7 @@ def emit_deferred(source: SpanSource, span_id: int, error_message: str | None = 
     runtime = _runtime
     if runtime is None:
         return
-    span = DeferredSpan(source, SpanContext(source.trace_id, span_id, False, _SAMPLED), runtime.resource, runtime.scope)
-    if error_message is not None:
-        span._status = Status(StatusCode.ERROR, error_message)
-    _hand_over(runtime, span)
+    _hand_over(runtime, runtime.spans.deferred(source, span_id, error_message))
 
 
 def _hand_over(runtime: Runtime, span: ReadableSpan) -> None:
@@ -362,9 +278,7 @@ def _register_atexit() -> None:
 
 
 __all__ = [
-    "DeferredSpan",
     "Runtime",
-    "SpanSource",
     "configure",
     "emit_deferred",
     "emit_span",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import agentprof
-from agentprof import _calls, _runtime
+from agentprof import _calls, _runtime, _spans
 from agentprof._usage import CanonicalUsage
 
 Rows = Callable[[], list[dict[str, Any]]]
@@ -211,7 +211,7 @@ def test_a_model_call_span_is_built_off_the_callers_thread_with_every_readable_s
         _runtime.shutdown()
     span = spans["chat gpt-4o"]
     task = spans["invoke_agent t"]
-    assert isinstance(span, _runtime.DeferredSpan)
+    assert isinstance(span, _spans.DeferredSpan)
     assert dict(span.attributes or {})["gen_ai.usage.input_tokens"] == 7 and reads == [{"in": 7, "out": 3}]
     assert span.parent is not None and span.parent.span_id == task.context.span_id
     assert span.start_time == call.start_ns and span.end_time == call.end_ns  # type: ignore[union-attr]
