@@ -72,11 +72,16 @@ class Loader(Protocol):
     def already_ingested(self, conn: Connection, names: Sequence[str]) -> set[str]:
         """The subset of ``names`` recorded in ``ingested_segments``."""
 
-    def load(self, conn: Connection, paths: Sequence[Path], now: datetime) -> dict[str, int]:
+    def load(
+        self, conn: Connection, paths: Sequence[Path], now: datetime, *, isolating: bool = False
+    ) -> dict[str, int]:
         """Load ``paths`` and record them; return rows read per loaded segment name.
 
         A span already stored, or repeated within ``paths``, is stored once. A segment missing
         from the result vanished before it was read and is neither loaded nor recorded.
+        ``isolating`` is set when segments are loaded one at a time after a bulk load failed: a
+        loader with a fast reader and a more tolerant one then uses the tolerant one, so only it
+        can condemn a segment.
         """
 
     def is_segment_error(self, exc: BaseException) -> bool:
@@ -139,7 +144,7 @@ def _load_one_by_one(conn: Connection, loader: Loader, paths: Sequence[Path]) ->
                 if loader.already_ingested(conn, [path.name]):
                     outcome.skipped.append(path)
                     continue
-                counts = loader.load(conn, [path], _utcnow())
+                counts = loader.load(conn, [path], _utcnow(), isolating=True)
         except Exception as exc:
             if not loader.is_segment_error(exc):
                 raise

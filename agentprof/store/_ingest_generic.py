@@ -164,10 +164,13 @@ class GenericLoader:
             found.update(conn.scalars(select(column).where(column.in_(chunk))))
         return found
 
-    def load(self, conn: Connection, paths: Sequence[Path], now: datetime) -> dict[str, int]:
+    def load(
+        self, conn: Connection, paths: Sequence[Path], now: datetime, *, isolating: bool = False
+    ) -> dict[str, int]:
         """Load ``paths`` inside the caller's transaction; return rows read per segment name.
 
         Spans already stored, or repeated within ``paths`` (the first copy wins), are left out.
+        This loader has one reader, so ``isolating`` changes nothing.
         """
         counts: dict[str, int] = {}
         tables: dict[str, list[dict[str, Any]]] = {"tasks": [], "spans": [], "model_calls": []}

@@ -177,3 +177,67 @@ def test_every_span_is_stored_exactly_once_however_it_was_spooled(ingests: list[
         expected = sorted({span_id(n) for segments in ingests for numbers in segments for n in numbers})
         assert _span_ids(location, "model_calls") == expected
         assert _span_ids(location, "spans") == expected
+
+
+def _compact(rows: list[dict[str, Any]], end: bytes = b"\n") -> bytes:
+    return b"".join(json.dumps(row, separators=(",", ":")).encode() + end for row in rows)
+
+
+# Segment contents on which the bulk reader (read_ndjson_objects) and the tolerant one (read_text
+# cut into lines by the query) must agree: both load the same rows, or both condemn the segment.
+_READER_CASES: dict[str, bytes] = {
+    "blank lines": b"\n" + _compact(model_calls(0, 2), b"\n\n") + b"\n",
+    "whitespace-only lines": _compact(model_calls(0, 2), b"\n \t \n"),
+    "CRLF": _compact(model_calls(0, 3), b"\r\n"),
+    "no final newline": _compact(model_calls(0, 2))[:-1],
+    # A captured prompt of 17 MB: above read_ndjson_objects' default maximum_object_size (16 MB).
+    "a 17 MB line": _compact([model_call_row(0, input_messages="x" * 17_000_000), model_call_row(1)]),
+    "a wrong type": _compact([model_call_row(0, output_tokens="many")]),
+    "truncated JSON": _compact(model_calls(0, 1)) + b'{"kind":"model_call","span_id":"00',
+    "invalid UTF-8": _compact(model_calls(0, 1)) + b'{"span_id":"\xff"}\n',
+    "two objects on a line": _compact(model_calls(0, 1))[:-1] + b" " + _compact(model_calls(1, 1)),
+}
+
+
+def _load_with_reader(folder: Path, contents: bytes, *, isolating: bool) -> object:
+    """Rows stored (or "condemned") when one segment is loaded with the bulk or the tolerant reader."""
+    from datetime import datetime
+
+    from agentprof.store._ingest_duckdb import DuckDBLoader
+
+    folder = folder / ("tolerant" if isolating else "bulk")
+    folder.mkdir()
+    location = resolve_store_location(folder / "store")
+    segment = folder / "seg-1-1-000001-a.jsonl"
+    segment.write_bytes(contents)
+    loader = DuckDBLoader()
+    with open_store(location, create=True) as store, store.engine.connect() as conn:
+        try:
+            with loader.session(conn), conn.begin():
+                counts = loader.load(conn, [segment], datetime(2026, 1, 1), isolating=isolating)
+        except Exception as exc:
+            assert loader.is_segment_error(exc), exc
+            return "condemned"
+        stored = conn.execute(select(schema.model_calls).order_by(schema.model_calls.c.span_id)).all()
+    return counts, [tuple(row) for row in stored]
+
+
+def test_the_bulk_and_the_tolerant_reader_agree(tmp_path: Path) -> None:
+    outcomes = {}
+    for name, contents in _READER_CASES.items():
+        folder = tmp_path / name.replace(" ", "-")
+        folder.mkdir()
+        bulk = _load_with_reader(folder, contents, isolating=False)
+        assert bulk == _load_with_reader(folder, contents, isolating=True), name
+        outcomes[name] = bulk if bulk == "condemned" else len(bulk[1])  # type: ignore[index]
+    assert outcomes == {
+        "blank lines": 2,
+        "whitespace-only lines": 2,
+        "CRLF": 3,
+        "no final newline": 2,
+        "a 17 MB line": 2,
+        "a wrong type": 1,
+        "truncated JSON": "condemned",
+        "invalid UTF-8": "condemned",
+        "two objects on a line": "condemned",
+    }
