@@ -164,6 +164,15 @@ class Intake:
                 decoded = decode_json(body, self.shard)
         except RequestDecodeError as exc:
             return Outcome("invalid", message=str(exc))
+        return self._queue_decoded(decoded)
+
+    def submit_decoded(self, decoded: DecodedRequest) -> Outcome:
+        """Queue the new spans of a request decoded elsewhere (a worker pool's front end decodes JSON)."""
+        with self._lock:
+            self.stats.requests += 1
+        return self._queue_decoded(decoded)
+
+    def _queue_decoded(self, decoded: DecodedRequest) -> Outcome:
         if not self.accept(decoded):
             return BUSY
         return Outcome("ok", decoded.rejected, decoded.first_error)

@@ -4,9 +4,13 @@ A received span costs ~50-60 µs of CPU in Python (decode, trace assembly, mappi
 fingerprinting, the spool line), so one process tops out near 15,000 spans/s whatever the
 machine. Each worker process runs a whole :class:`~agentprof.ingest._intake.Intake` for one
 :class:`~agentprof.ingest._decode.Shard` of the traces (by trace id), so every trace is still
-assembled in one place and nothing about mapping changes. The HTTP front end hands every request
-body to every worker (parsing the protobuf bytes costs ~0.5 µs a span; the expensive part runs
-only for the worker's own share) and answers once all of them have.
+assembled in one place and nothing about mapping changes. The HTTP front end hands every
+protobuf body to every worker (parsing the bytes costs ~0.5 µs a span; the expensive part runs
+only for the worker's own share) and answers once all of them have. A JSON body is decoded once,
+by the front end, and each worker gets its share of the decoded spans (pickled, ~5 µs a span
+both ways): reading JSON costs ~40 µs a span here, which every worker would otherwise pay for
+the whole body. The front end also answers a JSON body that is not a valid request itself, so
+no worker stores part of a request the client is told was refused.
 
 Each worker writes its own spool segments, as any instrumented process does. A worker that dies
 is started again, and the request it failed is answered 503 so that the client sends it again
@@ -26,10 +30,21 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from agentprof import _safety
-from agentprof.ingest._decode import Shard
-from agentprof.ingest._intake import BUSY, Intake, Outcome, ReceiverStats, Snapshot, tune_gc_for_serving, warm_up
+from agentprof.ingest._decode import DecodedRequest, RequestDecodeError, Shard, decode_json
+from agentprof.ingest._intake import (
+    BUSY,
+    PROTOBUF,
+    Intake,
+    Outcome,
+    ReceiverStats,
+    Snapshot,
+    tune_gc_for_serving,
+    warm_up,
+)
 from agentprof.ingest._traces import MappedSpans
 
+#: Sent to a worker instead of a content type: a decoded request's share follows, not a body.
+_DECODED = "agentprof/decoded"
 #: Longest wait for a worker to load (spawned workers import agentprof and the price data).
 _START_TIMEOUT_S = 120.0
 _MAX_DEFAULT_WORKERS = 4
@@ -76,10 +91,13 @@ def _worker_main(conn: Connection, spool_dir: str, shard: Shard, queue_size: int
                 content_type = conn.recv()
                 if content_type is None:
                     break
-                body = conn.recv_bytes()
+                if content_type == _DECODED:
+                    decoded: DecodedRequest = conn.recv()
+                    outcome = intake.submit_decoded(decoded)
+                else:
+                    outcome = intake.submit(conn.recv_bytes(), content_type)
             except (EOFError, OSError):  # the front end is gone: write what is held
                 break
-            outcome = intake.submit(body, content_type)
             conn.send((outcome, intake.snapshot()))
     finally:
         intake.stop()
@@ -184,14 +202,26 @@ class WorkerPool:
         return total
 
     def submit(self, body: bytes, content_type: str) -> Outcome:
-        """Hand ``body`` to every worker; ``ok`` only when each took its share."""
+        """Hand ``body`` (a JSON one decoded here first) to every worker; ``ok`` only when each took its share."""
+        decoded = None
+        if content_type != PROTOBUF:
+            try:
+                decoded = decode_json(body)
+            except RequestDecodeError as exc:
+                with self._lock:
+                    self._requests += 1
+                return Outcome("invalid", message=str(exc))
         with self._lock:
             self._requests += 1
             failed: list[int] = []
             for index, worker in enumerate(self._workers):
                 try:
-                    worker.conn.send(content_type)
-                    worker.conn.send_bytes(body)
+                    if decoded is None:
+                        worker.conn.send(content_type)
+                        worker.conn.send_bytes(body)
+                    else:
+                        worker.conn.send(_DECODED)
+                        worker.conn.send(worker.shard.restrict(decoded))
                 except OSError:
                     failed.append(index)
             outcomes: list[Outcome] = []

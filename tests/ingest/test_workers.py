@@ -103,6 +103,36 @@ def test_a_rejected_span_is_counted_once_and_json_is_shared_too(tmp_path: Path) 
     assert sorted(row["trace_id"] for row in rows if row["kind"] == "model_call") == sorted(TRACES)
 
 
+def _hex_json(message: Any) -> dict[str, Any]:
+    """A protobuf request as OTLP JSON exporters write it (ids as hex)."""
+    data = json_format.MessageToDict(message)
+    for span in data["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+        for key in ("traceId", "spanId"):
+            span[key] = base64.b64decode(span[key]).hex()
+    return data
+
+
+def test_json_goes_to_the_workers_decoded_and_a_refused_body_stores_nothing(tmp_path: Path) -> None:
+    data = _hex_json(request([S(7, None, "chat gpt-4o", CALL, trace=trace) for trace in TRACES]))
+    spans = data["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[-1]["startTimeUnixNano"] = "soon"  # one span of the last trace's share: the whole request is refused
+    refused = json.dumps(data).encode()
+    spans[-1]["startTimeUnixNano"] = "1"
+    spans[-1]["spanId"] = "0102"  # now only that span is rejected (counted once, by share 0)
+    partial = json.dumps(data).encode()
+    with OtlpReceiver(tmp_path / "spool", port=0, workers=2) as receiver:
+        code, _, body = post(receiver, refused, "application/json")
+        assert code == 400 and b"startTimeUnixNano" in body
+        code, _, body = post(receiver, partial, "application/json")
+        assert code == 200 and json.loads(body)["partialSuccess"]["rejectedSpans"] == "1"
+        assert receiver.stats.requests == 2
+    assert receiver.stats.spans_rejected == 1
+    assert receiver.stats.spans_accepted == len(TRACES) - 1
+    rows = _rows(tmp_path / "spool")
+    assert sorted(row["trace_id"] for row in rows) == sorted(TRACES[:-1])
+    assert len({segment.name.split("-")[2] for segment in (tmp_path / "spool").glob("seg-*.jsonl")}) == 2
+
+
 def test_a_worker_that_dies_is_replaced_and_the_request_retried(tmp_path: Path) -> None:
     traffic = _traffic()
     with OtlpReceiver(tmp_path / "spool", port=0, workers=2) as receiver:
