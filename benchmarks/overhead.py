@@ -26,6 +26,13 @@ badly.
 * ``anthropic``: ``messages.create`` (non-streaming): ``bare`` / ``agentprof``.
 * ``openai-stream``: ``stream=True, stream_options={"include_usage": True}``, every chunk
   consumed; ``[[chunks:N]]`` makes the server split the answer into N content chunks.
+* ``anthropic-stream``: ``messages.create(stream=True)``, every event consumed (``message_start``,
+  N ``content_block_delta`` events and the rest of the Messages event sequence).
+* ``openai-stream-long``, ``anthropic-stream-long``: the same with a scripted reply long enough
+  for ``--long-chunks`` content chunks (default 100), a quarter of the calls per round. Against
+  the short stream of the same SDK in the same rounds they give the **marginal** cost of a chunk,
+  (added(long) - added(short)) / (extra chunks), next to the bare SDK's own per-chunk time: the
+  per-call cost (the span, pricing, the hand-over) no longer counts as per-chunk cost.
 
 Per call: wall time (``perf_counter_ns``). Span processors are configured never to export on
 their own timer; they are flushed at the end of each round, so export work never lands in
@@ -80,7 +87,9 @@ from agentprof import _runtime
 
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
-GROUPS = ("openai", "anthropic", "openai-stream")
+GROUPS = ("openai", "anthropic", "openai-stream", "anthropic-stream", "openai-stream-long", "anthropic-stream-long")
+_SHORT_REPLY_CHARS = 40  # the default reply ("Acknowledged: <8 hex>.") and the short streams' are shorter
+LONG_SHARE = 4  # the long streams make calls // LONG_SHARE calls per round (in blocks // LONG_SHARE)
 
 
 # --- variants -------------------------------------------------------------------------------------
@@ -117,6 +126,13 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
         {"role": "user", "content": f"Summarise ticket 4711. [[chunks:{args.chunks}]]"},
     ]
     an_messages = [{"role": "user", "content": "Summarise ticket 4711."}]
+    an_stream_messages = [{"role": "user", "content": f"Summarise ticket 4711. [[chunks:{args.chunks}]]"}]
+    long_reply = ("Ticket 4711: refund approved, customer notified. " * (args.long_chunks // 10 + 1))[
+        : 4 * args.long_chunks
+    ]
+    long_request = f"Summarise ticket 4711. [[reply:{long_reply}]] [[chunks:{args.long_chunks}]]"
+    long_messages = [{"role": "system", "content": system}, {"role": "user", "content": long_request}]
+    an_long_messages = [{"role": "user", "content": long_request}]
 
     def openai_call() -> int:
         oa.chat.completions.create(model=OPENAI_MODEL, messages=messages, temperature=0.2, max_tokens=64)
@@ -155,19 +171,39 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
         an.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_messages)
         return 0
 
-    def stream_call() -> int:
-        stream = oa.chat.completions.create(
-            model=OPENAI_MODEL,
-            messages=stream_messages,
-            temperature=0.2,
-            max_tokens=64,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        n = 0
-        for _ in stream:
-            n += 1
-        return n
+    def anthropic_stream(conversation: list[dict[str, str]]) -> Callable[[], int]:
+        def call() -> int:
+            stream = an.messages.create(
+                model=ANTHROPIC_MODEL, max_tokens=1024, system=system, messages=conversation, stream=True
+            )
+            n = 0
+            for _ in stream:
+                n += 1
+            return n
+
+        return call
+
+    def openai_stream(conversation: list[dict[str, str]]) -> Callable[[], int]:
+        def call() -> int:
+            stream = oa.chat.completions.create(
+                model=OPENAI_MODEL,
+                messages=conversation,
+                temperature=0.2,
+                max_tokens=1024,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            n = 0
+            for _ in stream:
+                n += 1
+            return n
+
+        return call
+
+    stream_call = openai_stream(stream_messages)
+    anthropic_stream_call = anthropic_stream(an_stream_messages)
+    long_stream_call = openai_stream(long_messages)
+    anthropic_long_stream_call = anthropic_stream(an_long_messages)
 
     variants = {
         "openai": [
@@ -182,6 +218,24 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
         "openai-stream": [
             Variant("openai-stream", "bare", stream_call),
             Variant("openai-stream", "agentprof", stream_call, instrumented=True, flush=agentprof.flush),
+        ],
+        "anthropic-stream": [
+            Variant("anthropic-stream", "bare", anthropic_stream_call),
+            Variant("anthropic-stream", "agentprof", anthropic_stream_call, instrumented=True, flush=agentprof.flush),
+        ],
+        "openai-stream-long": [
+            Variant("openai-stream-long", "bare", long_stream_call),
+            Variant("openai-stream-long", "agentprof", long_stream_call, instrumented=True, flush=agentprof.flush),
+        ],
+        "anthropic-stream-long": [
+            Variant("anthropic-stream-long", "bare", anthropic_long_stream_call),
+            Variant(
+                "anthropic-stream-long",
+                "agentprof",
+                anthropic_long_stream_call,
+                instrumented=True,
+                flush=agentprof.flush,
+            ),
         ],
     }
     return {group: variants[group] for group in args.groups}
@@ -259,6 +313,7 @@ def summarise(variant: Variant, bare: Variant) -> dict[str, Any]:
         result["chunks_per_call"] = variant.chunks / len(variant.times_ns)
     if variant is not bare:
         added = [v - b for v, b in zip(variant.round_median_ns, bare.round_median_ns, strict=True)]
+        result["round_added_us"] = [a * us for a in added]
         result["added_median_us"] = statistics.median(added) * us
         result["added_p25_us"] = percentile(added, 25) * us
         result["added_p75_us"] = percentile(added, 75) * us
@@ -289,7 +344,7 @@ def spool_counts(spool_dir: Path) -> Counter[str]:
                 model = row.get("request_model") or ""
                 group = "anthropic" if model.startswith("claude") else "openai"
                 if row.get("stream"):
-                    group += "-stream"
+                    group += "-stream-long" if (row.get("output_chars") or 0) > _SHORT_REPLY_CHARS else "-stream"
                 counts[group] += 1
                 if not row.get("usage_known"):
                     counts["usage_unknown"] += 1
@@ -297,16 +352,48 @@ def spool_counts(spool_dir: Path) -> Counter[str]:
 
 
 # --- output ---------------------------------------------------------------------------------------
+def marginal_chunk_costs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per SDK: what one more streamed chunk costs bare and with agentprof (short vs long stream, same rounds)."""
+    by_key = {(row["group"], row["variant"]): row for row in rows}
+    results = []
+    for sdk in ("openai", "anthropic"):
+        short_bare = by_key.get((f"{sdk}-stream", "bare"))
+        long_bare = by_key.get((f"{sdk}-stream-long", "bare"))
+        short_agent = by_key.get((f"{sdk}-stream", "agentprof"))
+        long_agent = by_key.get((f"{sdk}-stream-long", "agentprof"))
+        if not (short_bare and long_bare and short_agent and long_agent):
+            continue
+        extra = long_bare["chunks_per_call"] - short_bare["chunks_per_call"]
+        bare_per_chunk = (long_bare["median_us"] - short_bare["median_us"]) / extra
+        added = [
+            (long - short) / extra
+            for long, short in zip(long_agent["round_added_us"], short_agent["round_added_us"], strict=True)
+        ]
+        added_per_chunk = statistics.median(added)
+        results.append(
+            {
+                "sdk": sdk,
+                "extra_chunks": extra,
+                "bare_per_chunk_us": bare_per_chunk,
+                "added_per_chunk_us": added_per_chunk,
+                "share": added_per_chunk / bare_per_chunk,
+                "rounds_under_5_percent": sum(a < 0.05 * bare_per_chunk for a in added),
+                "rounds": len(added),
+            }
+        )
+    return results
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
-        f"{'workload':<14}{'variant':<11}{'median':>8}{'mean':>8}{'p99':>8}{'CPU/call':>9}{'GC/call':>8}{'gen2':>5}"
+        f"{'workload':<23}{'variant':<11}{'median':>8}{'mean':>8}{'p99':>8}{'CPU/call':>9}{'GC/call':>8}{'gen2':>5}"
         f"  {'added median [p25..p75]':<28}{'ratio':>7}{'+mean':>8}{'+CPU':>8}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         line = (
-            f"{row['group']:<14}{row['variant']:<11}{row['median_us']:>8.0f}{row['mean_us']:>8.0f}"
+            f"{row['group']:<23}{row['variant']:<11}{row['median_us']:>8.0f}{row['mean_us']:>8.0f}"
             f"{row['p99_us']:>8.0f}{row['cpu_per_call_us']:>9.0f}{row['gc_per_call_us']:>8.0f}{row['full_collections']:>5}"
         )
         if "added_median_us" in row:
@@ -324,6 +411,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"added {row['added_median_per_chunk_us']:+.1f} µs per chunk (median), "
                 f"{row['added_cpu_us'] / row['chunks_per_call']:+.1f} µs CPU per chunk"
             )
+    for cost in marginal_chunk_costs(rows):
+        print(
+            f"{cost['sdk']} streams: one more chunk costs {cost['bare_per_chunk_us']:.1f} µs bare, agentprof adds "
+            f"{cost['added_per_chunk_us']:+.2f} µs ({100 * cost['share']:+.1f}%; "
+            f"{cost['extra_chunks']:.0f} extra chunks) -> {'met' if cost['share'] < 0.05 else 'NOT met'} "
+            f"(target < 5%) [paired: {cost['rounds_under_5_percent']}/{cost['rounds']} rounds]"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -337,6 +431,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--prompt-chars", type=int, default=1000, help="length of the system prompt (default 1000)")
     parser.add_argument("--chunks", type=int, default=20, help="content chunks per streamed answer (default 20)")
     parser.add_argument(
+        "--long-chunks", type=int, default=100, help="content chunks of the long streamed answers (default 100)"
+    )
+    parser.add_argument(
         "--groups",
         type=lambda s: [g for g in s.split(",") if g],
         default=list(GROUPS),
@@ -348,6 +445,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
     return args
+
+
+def _sizes(group: str, calls: int, block: int) -> tuple[int, int]:
+    """Calls per variant per round and block size for ``group`` (the long streams make a quarter)."""
+    if group.endswith("-long"):
+        return max(1, calls // LONG_SHARE), max(1, block // LONG_SHARE)
+    return calls, block
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,11 +467,11 @@ def main(argv: list[str] | None = None) -> int:
             assert runtime is not None
             spool_dir = runtime.location.spool_dir
             groups = build_variants(server.url, args)
-            for variants in groups.values():
-                run_round(variants, args.warmup, args.block, record=False)
+            for group, variants in groups.items():
+                run_round(variants, *_sizes(group, args.warmup, args.block), record=False)
             for round_index in range(args.rounds):
-                for variants in groups.values():
-                    run_round(variants, args.calls, args.block, record=True)
+                for group, variants in groups.items():
+                    run_round(variants, *_sizes(group, args.calls, args.block), record=True)
                 print(f"round {round_index + 1}/{args.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
             agentprof.flush()
             counts = spool_counts(spool_dir)

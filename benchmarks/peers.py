@@ -1,9 +1,10 @@
-"""Time agentprof and its peers add to each OpenAI SDK call, against the bare SDK, in one process.
+"""Time agentprof and its peers add to each OpenAI and Anthropic SDK call, against the bare SDK, in one process.
 
 Run by hand from the repository root (never collected as a test), with any Python:
 
     python benchmarks/peers.py                         # non-streaming: 20 rounds x 100 calls per variant (~70 s)
     python benchmarks/peers.py --groups openai,openai-stream   # also streaming (~2.5 min)
+    python benchmarks/peers.py --groups anthropic,anthropic-stream  # the Anthropic SDK's peers
     python benchmarks/peers.py --json peers.json       # also write every figure and per-round medians
     python benchmarks/peers.py --setup-only            # only create/check the peers' virtualenv
 
@@ -27,6 +28,8 @@ every variant of a round spans the same seconds on this drifting machine:
 * ``agentprof``: ``agentprof.instrument()`` before the block, the calls inside one
   ``agentprof.task``, ``agentprof.uninstrument()`` after;
 * ``openinference``, ``openllmetry``, ``genai-openai``: the peer's ``OpenAIInstrumentor()``
+  (for the ``anthropic`` workloads OpenInference's and OpenLLMetry's ``AnthropicInstrumentor()``:
+  the official GenAI instrumentation and Langfuse's drop-in cover only the openai SDK)
   ``.instrument(tracer_provider=<its own provider>)`` before the block, ``.uninstrument()`` after,
   default settings (content capture as each ships it). Each is first tried once: if its
   ``uninstrument()`` does not restore the SDK (OpenLLMetry 0.62.4 with
@@ -43,7 +46,7 @@ Every span-producing variant has its own ``TracerProvider`` and ``BatchSpanProce
 its own ``LangfuseSpanProcessor``, a ``BatchSpanProcessor`` subclass) with a never-firing timer
 and a counting no-op exporter; each is flushed at the end of every round, untimed, so export work
 is in CPU/call but never in another variant's block. After every block the worker checks that the
-OpenAI SDK's classes are exactly as before the benchmark (a peer whose uninstrument does not
+OpenAI and Anthropic SDKs' classes are exactly as before the benchmark (a peer whose uninstrument does not
 restore them stops the run), and at the end that every variant recorded at least one span per
 call (agentprof: model-call rows in its spool); otherwise it prints ``MISMATCH`` and exits 1.
 
@@ -83,10 +86,13 @@ PEERS = {
     "openinference-instrumentation-openai": "0.1.66",  # OpenInference (Arize)
     "opentelemetry-instrumentation-openai": "0.62.4",  # OpenLLMetry (Traceloop)
     "opentelemetry-instrumentation-genai-openai": "1.3b0",  # official OpenTelemetry GenAI
+    "openinference-instrumentation-anthropic": "3.1.0",
+    "opentelemetry-instrumentation-anthropic": "0.62.4",  # OpenLLMetry
     "langfuse": "5.0.4",
 }
 SHOWN_VERSIONS = (
     "openai",
+    "anthropic",
     "opentelemetry-api",
     "opentelemetry-sdk",
     "agentprof",
@@ -100,7 +106,14 @@ SHOWN_VERSIONS = (
     "pydantic",
 )
 OPENAI_MODEL = "gpt-4o-mini"
-GROUPS = ("openai", "openai-stream")
+ANTHROPIC_MODEL = "claude-haiku-4-5"
+GROUPS = ("openai", "openai-stream", "anthropic", "anthropic-stream")
+#: The peers that instrument each SDK (genai-openai and Langfuse's drop-in wrap only openai).
+SDK_PEERS = {
+    "openai": ("openinference", "openllmetry", "genai-openai", "langfuse"),
+    "anthropic": ("openinference", "openllmetry"),
+}
+SDK_MODULES = ("openai", "anthropic")
 VARIANTS = ("bare", "otel-span", "agentprof", "openinference", "openllmetry", "genai-openai", "langfuse")
 PEER_VARIANTS = ("openinference", "openllmetry", "genai-openai", "langfuse")
 
@@ -118,7 +131,7 @@ def _installed_version(package: str) -> str | None:
 def requirements() -> list[str]:
     """What the peers' virtualenv holds (agentprof itself is added as an editable install)."""
     reqs = []
-    for package in ("openai", "opentelemetry-api", "opentelemetry-sdk"):
+    for package in ("openai", "anthropic", "opentelemetry-api", "opentelemetry-sdk"):
         pinned = _installed_version(package)  # the driver's (project) virtualenv decides
         reqs.append(f"{package}=={pinned}" if pinned else package)
     reqs += [f"{package}=={pinned}" for package, pinned in PEERS.items()]
@@ -184,8 +197,13 @@ class Variant:
     calls_made: int = 0  # warm-up included
 
 
+def sdk_of(group: str) -> str:
+    """The SDK a workload calls: ``openai`` or ``anthropic``."""
+    return group.split("-", 1)[0]
+
+
 class SdkState:
-    """Every class attribute of the loaded ``openai`` modules, to prove an uninstrument restored them."""
+    """Every class attribute of the loaded ``openai`` and ``anthropic`` modules: did an uninstrument restore them?"""
 
     _MISSING = object()
     # caches Python and pydantic fill in lazily: not instrumentation
@@ -196,9 +214,7 @@ class SdkState:
             {
                 obj
                 for name, module in list(sys.modules.items())
-                if (name == "openai" or name.startswith("openai."))
-                and not name.startswith("openai.types")
-                and module is not None
+                if name.split(".", 1)[0] in SDK_MODULES and name.split(".", 2)[1:2] != ["types"] and module is not None
                 for obj in vars(module).values()
                 if inspect.isclass(obj) and obj.__module__ == name
             },
@@ -258,16 +274,15 @@ def provider_with_null_exporter(name: str) -> tuple[Any, Any, Any]:
 
 
 def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkState]) -> dict[str, list[Variant]]:
+    import anthropic
     import openai
     from _harness import NullExporter
-    from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInferenceInstrumentor
-    from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor as GenAIInstrumentor
-    from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryInstrumentor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
 
     import agentprof
 
+    sdks = {sdk_of(group) for group in args.groups}
     # load every module a peer patches, so that the state checks below see their classes
     for module in (
         "openai._base_client",
@@ -279,17 +294,24 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
         "openai.resources.responses.responses",
         "openai.resources.beta",
         "openai.lib.streaming.chat",
+        "anthropic._streaming",
+        "anthropic.resources.messages.messages",
+        "anthropic.resources.beta.messages.messages",
+        "anthropic.lib.streaming",
     ):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
 
     system = ("You are a careful support agent. Follow the policy and cite the ticket. " * 200)[: args.prompt_chars]
     oa = openai.OpenAI(base_url=url + "/v1", api_key="bench", max_retries=0)
+    an = anthropic.Anthropic(base_url=url, api_key="bench", max_retries=0)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Summarise ticket 4711."}]
     stream_messages = [
         {"role": "system", "content": system},
         {"role": "user", "content": f"Summarise ticket 4711. [[chunks:{args.chunks}]]"},
     ]
+    an_messages = [{"role": "user", "content": "Summarise ticket 4711."}]
+    an_stream_messages = [{"role": "user", "content": f"Summarise ticket 4711. [[chunks:{args.chunks}]]"}]
     host = url.split("://", 1)[1].split(":", 1)[0]
 
     def openai_call() -> int:
@@ -310,19 +332,37 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
             n += 1
         return n
 
+    def anthropic_call() -> int:
+        an.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_messages)
+        return 0
+
+    def anthropic_stream_call() -> int:
+        stream = an.messages.create(
+            model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_stream_messages, stream=True
+        )
+        n = 0
+        for _ in stream:
+            n += 1
+        return n
+
     # --- otel-span: one hand-made SDK span with 8 attributes ---
     otel_provider, otel_processor, otel_exporter = provider_with_null_exporter("otel-span")
     tracer = otel_provider.get_tracer("peers-bench")
-    request_attributes = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": OPENAI_MODEL,
-        "server.address": host,
-    }
+
+    def request_attributes(provider: str, model: str) -> dict[str, str]:
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": model,
+            "server.address": host,
+        }
+
+    openai_attributes = request_attributes("openai", OPENAI_MODEL)
+    anthropic_attributes = request_attributes("anthropic", ANTHROPIC_MODEL)
 
     def otel_call() -> int:
         with tracer.start_as_current_span(
-            f"chat {OPENAI_MODEL}", kind=SpanKind.CLIENT, attributes=request_attributes
+            f"chat {OPENAI_MODEL}", kind=SpanKind.CLIENT, attributes=openai_attributes
         ) as span:
             response = oa.chat.completions.create(model=OPENAI_MODEL, messages=messages, temperature=0.2, max_tokens=64)
             usage = response.usage
@@ -338,7 +378,7 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
 
     def otel_stream_call() -> int:
         with tracer.start_as_current_span(
-            f"chat {OPENAI_MODEL}", kind=SpanKind.CLIENT, attributes=request_attributes
+            f"chat {OPENAI_MODEL}", kind=SpanKind.CLIENT, attributes=openai_attributes
         ) as span:
             stream = oa.chat.completions.create(
                 model=OPENAI_MODEL,
@@ -364,17 +404,73 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
             )
         return n
 
-    # --- the OpenTelemetry-instrumentor peers, each with its own provider. Each one is tried once:
-    # if uninstrument() restores the SDK, it is instrumented/uninstrumented around every block; if
-    # not, the wrappers its instrument() installed are swapped in and out (see Swap). ---
-    toggles: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {}
-    flushes: dict[str, tuple[Callable[[], object], Any]] = {}
-    for name, cls in (
-        ("openinference", OpenInferenceInstrumentor),
-        ("openllmetry", OpenLLMetryInstrumentor),
-        ("genai-openai", GenAIInstrumentor),
-    ):
-        provider, processor, exporter = provider_with_null_exporter(name)
+    def otel_anthropic_call() -> int:
+        with tracer.start_as_current_span(
+            f"chat {ANTHROPIC_MODEL}", kind=SpanKind.CLIENT, attributes=anthropic_attributes
+        ) as span:
+            response = an.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_messages)
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": response.model,
+                    "gen_ai.response.id": response.id,
+                    "gen_ai.usage.input_tokens": response.usage.input_tokens,
+                    "gen_ai.usage.output_tokens": response.usage.output_tokens,
+                }
+            )
+        return 0
+
+    def otel_anthropic_stream_call() -> int:
+        with tracer.start_as_current_span(
+            f"chat {ANTHROPIC_MODEL}", kind=SpanKind.CLIENT, attributes=anthropic_attributes
+        ) as span:
+            stream = an.messages.create(
+                model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_stream_messages, stream=True
+            )
+            n = 0
+            model = response_id = ""
+            input_tokens = output_tokens = 0
+            for event in stream:
+                n += 1
+                if event.type == "message_start":
+                    model, response_id = event.message.model, event.message.id
+                    input_tokens = event.message.usage.input_tokens
+                elif event.type == "message_delta":
+                    output_tokens = event.usage.output_tokens
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": model,
+                    "gen_ai.response.id": response_id,
+                    "gen_ai.usage.input_tokens": input_tokens,
+                    "gen_ai.usage.output_tokens": output_tokens,
+                }
+            )
+        return n
+
+    # --- the OpenTelemetry-instrumentor peers, each with its own provider per SDK. Each one is tried
+    # once: if uninstrument() restores the SDK, it is instrumented/uninstrumented around every block;
+    # if not, the wrappers its instrument() installed are swapped in and out (see Swap). ---
+    instrumentors: dict[tuple[str, str], Any] = {}
+    if "openai" in sdks:
+        from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInferenceInstrumentor
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor as GenAIInstrumentor
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetryInstrumentor
+
+        instrumentors[("openinference", "openai")] = OpenInferenceInstrumentor
+        instrumentors[("openllmetry", "openai")] = OpenLLMetryInstrumentor
+        instrumentors[("genai-openai", "openai")] = GenAIInstrumentor
+    if "anthropic" in sdks:
+        from openinference.instrumentation.anthropic import AnthropicInstrumentor as OpenInferenceAnthropic
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor as OpenLLMetryAnthropic
+
+        instrumentors[("openinference", "anthropic")] = OpenInferenceAnthropic
+        instrumentors[("openllmetry", "anthropic")] = OpenLLMetryAnthropic
+    toggles: dict[tuple[str, str], tuple[Callable[[], object], Callable[[], object]]] = {}
+    flushes: dict[tuple[str, str], tuple[Callable[[], object], Any]] = {}
+    for (name, sdk), cls in instrumentors.items():
+        if name not in args.variants:
+            continue
+        label = f"{name} ({sdk})"
+        provider, processor, exporter = provider_with_null_exporter(f"{name}-{sdk}")
         instrumentor = cls()
         pre = SdkState()
         instrumentor.instrument(tracer_provider=provider)
@@ -382,12 +478,12 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
         instrumentor.uninstrument()
         left = pre.changed()
         if not wrapped:
-            raise RuntimeError(f"{name}: instrument() changed nothing in the openai SDK")
+            raise RuntimeError(f"{label}: instrument() changed nothing in the {sdk} SDK")
         if left:
             swap = Swap(pre)  # the wrappers still in place are the ones instrument() installed
-            toggles[name] = (swap.enable, swap.disable)
+            toggles[(name, sdk)] = (swap.enable, swap.disable)
             TOGGLE_NOTES.append(
-                f"{name}: uninstrument() left {len(left)} of the {len(wrapped)} attributes it wrapped in place "
+                f"{label}: uninstrument() left {len(left)} of the {len(wrapped)} attributes it wrapped in place "
                 f"(e.g. {left[0]}); its wrappers are swapped in and out around each block instead"
             )
         else:
@@ -395,36 +491,37 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
             def enable(instrumentor: Any = instrumentor, provider: Any = provider) -> None:
                 instrumentor.instrument(tracer_provider=provider)
 
-            toggles[name] = (enable, instrumentor.uninstrument)
+            toggles[(name, sdk)] = (enable, instrumentor.uninstrument)
             TOGGLE_NOTES.append(
-                f"{name}: instrument(tracer_provider=own provider) / uninstrument() around each block "
+                f"{label}: instrument(tracer_provider=own provider) / uninstrument() around each block "
                 f"({len(wrapped)} attributes wrapped, all restored)"
             )
-        flushes[name] = (processor.force_flush, exporter)
+        flushes[(name, sdk)] = (processor.force_flush, exporter)
 
     # --- Langfuse: a client that exports into a no-op exporter, then the drop-in's patches ---
-    from langfuse import Langfuse
+    if "openai" in sdks and "langfuse" in args.variants:
+        from langfuse import Langfuse
 
-    langfuse_exporter = NullExporter()
-    langfuse_client = Langfuse(
-        public_key="pk-lf-peers-bench",
-        secret_key="sk-lf-peers-bench",
-        base_url="http://127.0.0.1:9",  # discard port, nothing listens: no request is ever sent there
-        tracer_provider=TracerProvider(),
-        span_exporter=langfuse_exporter,
-        flush_interval=3600.0,  # export only when the benchmark flushes
-    )
-    pre = SdkState()
-    importlib.import_module("langfuse.openai")  # wraps Completions.create & co. and Stream.__iter__ for good
-    swap = Swap(pre)
-    toggles["langfuse"] = (swap.enable, swap.disable)
-    flushes["langfuse"] = (langfuse_client.flush, langfuse_exporter)
-    TOGGLE_NOTES.append(
-        "langfuse: `import langfuse.openai` wraps for good (no uninstrument); what it replaced is swapped in and "
-        "out around each block: "
-        + ", ".join(f"{cls.__module__}.{cls.__qualname__}.{attr}" for cls, attr, _, _ in swap.patches)
-    )
-    state_holder.append(SdkState())  # the SDK as the benchmark starts: every block must leave it so
+        langfuse_exporter = NullExporter()
+        langfuse_client = Langfuse(
+            public_key="pk-lf-peers-bench",
+            secret_key="sk-lf-peers-bench",
+            base_url="http://127.0.0.1:9",  # discard port, nothing listens: no request is ever sent there
+            tracer_provider=TracerProvider(),
+            span_exporter=langfuse_exporter,
+            flush_interval=3600.0,  # export only when the benchmark flushes
+        )
+        pre = SdkState()
+        importlib.import_module("langfuse.openai")  # wraps Completions.create & co. and Stream.__iter__ for good
+        swap = Swap(pre)
+        toggles[("langfuse", "openai")] = (swap.enable, swap.disable)
+        flushes[("langfuse", "openai")] = (langfuse_client.flush, langfuse_exporter)
+        TOGGLE_NOTES.append(
+            "langfuse: `import langfuse.openai` wraps for good (no uninstrument); what it replaced is swapped in and "
+            "out around each block: "
+            + ", ".join(f"{cls.__module__}.{cls.__qualname__}.{attr}" for cls, attr, _, _ in swap.patches)
+        )
+    state_holder.append(SdkState())  # the SDKs as the benchmark starts: every block must leave them so
 
     def make(group: str, name: str, bare_call: Callable[[], int], span_call: Callable[[], int]) -> Variant:
         if name == "bare":
@@ -447,8 +544,8 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
                 scope=lambda: agentprof.task("peers-bench"),
                 flush=agentprof.flush,
             )
-        enable, disable = toggles[name]
-        flush, exporter = flushes[name]
+        enable, disable = toggles[(name, sdk_of(group))]
+        flush, exporter = flushes[(name, sdk_of(group))]
         return Variant(
             group,
             name,
@@ -459,8 +556,20 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
             exported=lambda: exporter.spans,
         )
 
-    calls = {"openai": (openai_call, otel_call), "openai-stream": (stream_call, otel_stream_call)}
-    return {group: [make(group, name, *calls[group]) for name in args.variants] for group in args.groups}
+    calls = {
+        "openai": (openai_call, otel_call),
+        "openai-stream": (stream_call, otel_stream_call),
+        "anthropic": (anthropic_call, otel_anthropic_call),
+        "anthropic-stream": (anthropic_stream_call, otel_anthropic_stream_call),
+    }
+    return {
+        group: [
+            make(group, name, *calls[group])
+            for name in args.variants
+            if name in ("bare", "otel-span", "agentprof") or name in SDK_PEERS[sdk_of(group)]
+        ]
+        for group in args.groups
+    }
 
 
 class Swap:
@@ -482,7 +591,7 @@ class Swap:
             and not SdkState._is_cache(attr)
         ]
         if not self.patches:
-            raise RuntimeError("nothing to swap: the library patched nothing in the openai SDK")
+            raise RuntimeError("nothing to swap: the library patched nothing in the SDKs")
         self.disable()
 
     def _put(self, index: int) -> None:
@@ -518,7 +627,7 @@ def run_block(variant: Variant, calls: int, state: SdkState, *, check_enabled: b
     if variant.enable is not None:
         variant.enable()
         if check_enabled and not state.changed():
-            raise SdkNotRestored(f"{variant.name}: instrumenting changed nothing in the openai SDK")
+            raise SdkNotRestored(f"{variant.group} {variant.name}: instrumenting changed nothing in the SDKs")
     gc0, full0 = GC.total_ns, GC.full
     cpu0 = time.process_time_ns()
     try:
@@ -539,7 +648,9 @@ def run_block(variant: Variant, calls: int, state: SdkState, *, check_enabled: b
     if variant.enable is not None:
         left = state.changed()
         if left:
-            raise SdkNotRestored(f"{variant.name}: uninstrument left the openai SDK changed: {', '.join(left[:8])}")
+            raise SdkNotRestored(
+                f"{variant.group} {variant.name}: uninstrument left the SDKs changed: {', '.join(left[:8])}"
+            )
 
 
 def finish_round(variant: Variant, *, record: bool) -> None:
@@ -616,20 +727,21 @@ def spool_model_calls(spool_dir: Path) -> dict[str, int]:
             for line in handle:
                 row = json.loads(line)
                 if row.get("kind") == "model_call":
-                    counts["openai-stream" if row.get("stream") else "openai"] += 1
+                    sdk = "anthropic" if row.get("provider") == "anthropic" else "openai"
+                    counts[sdk + ("-stream" if row.get("stream") else "")] += 1
     return counts
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
-        f"{'workload':<14}{'variant':<14}{'median':>8}{'mean':>8}{'p99':>8}{'CPU/call':>9}{'GC/call':>8}{'gen2':>5}"
+        f"{'workload':<18}{'variant':<14}{'median':>8}{'mean':>8}{'p99':>8}{'CPU/call':>9}{'GC/call':>8}{'gen2':>5}"
         f"  {'added median [p25..p75]':<28}{'ratio':>7}{'+mean':>8}{'+CPU':>8}{'records/calls':>16}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         line = (
-            f"{row['group']:<14}{row['variant']:<14}{row['median_us']:>8.0f}{row['mean_us']:>8.0f}"
+            f"{row['group']:<18}{row['variant']:<14}{row['median_us']:>8.0f}{row['mean_us']:>8.0f}"
             f"{row['p99_us']:>8.0f}{row['cpu_per_call_us']:>9.0f}{row['gc_per_call_us']:>8.0f}{row['full_collections']:>5}"
         )
         if "added_median_us" in row:
@@ -714,7 +826,10 @@ def run_worker(args: argparse.Namespace) -> int:
             state = state_holder[0]
             for note in TOGGLE_NOTES:
                 print(note, flush=True)
-            print(f"checking {len(state.classes)} openai SDK classes after every instrumented block", flush=True)
+            print(
+                f"checking {len(state.classes)} openai and anthropic SDK classes after every instrumented block",
+                flush=True,
+            )
             for variants in groups.values():
                 run_round(variants, args.warmup, args.block, state, record=False)
             for round_index in range(args.rounds):
@@ -750,7 +865,7 @@ def run_worker(args: argparse.Namespace) -> int:
         target = evaluate_targets(rows, group)
         if target is not None:
             targets.append(target)
-            print_targets(target, informational=group != "openai")
+            print_targets(target, informational=group.endswith("-stream"))
 
     bad = [row for row in rows if row["variant"] != "bare" and row["records"] < row["calls_made"]]
     print()

@@ -181,7 +181,7 @@ def blocks_text(blocks: dict[int, tuple[str, Any, list[str]]]) -> str:
 
 
 def record_message(call: ModelCall, message: Message) -> None:
-    """Finish ``call`` from a non-streamed ``Message`` (attribute reads only).
+    """Finish ``call`` from a non-streamed ``Message`` (attribute reads only; usage is read off-thread).
 
     The message itself is not kept: a single text block (the usual answer) is its own output
     string; other content (tool use, thinking) is turned into text off-thread, from the content
@@ -194,11 +194,10 @@ def record_message(call: ModelCall, message: Message) -> None:
         output = content[0].text
     else:
         output = functools.partial(content_text, content)
-    usage = message.usage
     finish_call(
         call,
-        usage=canonical_usage(usage),
-        raw_usage=usage,
+        raw_usage=message.usage,
+        usage_from=canonical_usage,  # on the exporter thread, as for openai
         response_model=message.model,
         response_id=message.id,
         finish_reasons=(stop_reason,) if stop_reason else None,
