@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -99,6 +99,14 @@ GC = GcClock()
 
 
 # --- statistics -----------------------------------------------------------------------------------
+def drain(stream: Iterable[Any]) -> int:
+    """Read every chunk (or event) of a stream, as a user's loop would; returns how many there were."""
+    count = 0
+    for _ in stream:
+        count += 1
+    return count
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..100)."""
     ordered = sorted(values)

@@ -76,6 +76,7 @@ from _harness import (  # benchmarks/ is sys.path[0]
     NullExporter,
     ServerProcess,
     close_round,
+    drain,
     percentile,
 )
 from opentelemetry.sdk.trace import TracerProvider
@@ -176,10 +177,7 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
             stream = an.messages.create(
                 model=ANTHROPIC_MODEL, max_tokens=1024, system=system, messages=conversation, stream=True
             )
-            n = 0
-            for _ in stream:
-                n += 1
-            return n
+            return drain(stream)
 
         return call
 
@@ -193,17 +191,15 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
                 stream=True,
                 stream_options={"include_usage": True},
             )
-            n = 0
-            for _ in stream:
-                n += 1
-            return n
+            return drain(stream)
 
         return call
 
-    stream_call = openai_stream(stream_messages)
-    anthropic_stream_call = anthropic_stream(an_stream_messages)
-    long_stream_call = openai_stream(long_messages)
-    anthropic_long_stream_call = anthropic_stream(an_long_messages)
+    def bare_and_agentprof(group: str, call: Callable[[], int]) -> list[Variant]:
+        return [
+            Variant(group, "bare", call),
+            Variant(group, "agentprof", call, instrumented=True, flush=agentprof.flush),
+        ]
 
     variants = {
         "openai": [
@@ -211,32 +207,11 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
             Variant("openai", "otel-span", otel_call, flush=processor.force_flush),
             Variant("openai", "agentprof", openai_call, instrumented=True, flush=agentprof.flush),
         ],
-        "anthropic": [
-            Variant("anthropic", "bare", anthropic_call),
-            Variant("anthropic", "agentprof", anthropic_call, instrumented=True, flush=agentprof.flush),
-        ],
-        "openai-stream": [
-            Variant("openai-stream", "bare", stream_call),
-            Variant("openai-stream", "agentprof", stream_call, instrumented=True, flush=agentprof.flush),
-        ],
-        "anthropic-stream": [
-            Variant("anthropic-stream", "bare", anthropic_stream_call),
-            Variant("anthropic-stream", "agentprof", anthropic_stream_call, instrumented=True, flush=agentprof.flush),
-        ],
-        "openai-stream-long": [
-            Variant("openai-stream-long", "bare", long_stream_call),
-            Variant("openai-stream-long", "agentprof", long_stream_call, instrumented=True, flush=agentprof.flush),
-        ],
-        "anthropic-stream-long": [
-            Variant("anthropic-stream-long", "bare", anthropic_long_stream_call),
-            Variant(
-                "anthropic-stream-long",
-                "agentprof",
-                anthropic_long_stream_call,
-                instrumented=True,
-                flush=agentprof.flush,
-            ),
-        ],
+        "anthropic": bare_and_agentprof("anthropic", anthropic_call),
+        "openai-stream": bare_and_agentprof("openai-stream", openai_stream(stream_messages)),
+        "anthropic-stream": bare_and_agentprof("anthropic-stream", anthropic_stream(an_stream_messages)),
+        "openai-stream-long": bare_and_agentprof("openai-stream-long", openai_stream(long_messages)),
+        "anthropic-stream-long": bare_and_agentprof("anthropic-stream-long", anthropic_stream(an_long_messages)),
     }
     return {group: variants[group] for group in args.groups}
 

@@ -276,7 +276,7 @@ def provider_with_null_exporter(name: str) -> tuple[Any, Any, Any]:
 def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkState]) -> dict[str, list[Variant]]:
     import anthropic
     import openai
-    from _harness import NullExporter
+    from _harness import NullExporter, drain
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
 
@@ -327,10 +327,7 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
             stream=True,
             stream_options={"include_usage": True},
         )
-        n = 0
-        for _ in stream:
-            n += 1
-        return n
+        return drain(stream)
 
     def anthropic_call() -> int:
         an.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_messages)
@@ -340,10 +337,7 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
         stream = an.messages.create(
             model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_stream_messages, stream=True
         )
-        n = 0
-        for _ in stream:
-            n += 1
-        return n
+        return drain(stream)
 
     # --- otel-span: one hand-made SDK span with 8 attributes ---
     otel_provider, otel_processor, otel_exporter = provider_with_null_exporter("otel-span")
