@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from agentprof.ingest._traces import MappedSpans
 
 #: Sent to a worker instead of a content type: a decoded request's share follows, not a body.
 _DECODED = "agentprof/decoded"
+_PICKLE = pickle.HIGHEST_PROTOCOL
 #: Longest wait for a worker to load (spawned workers import agentprof and the price data).
 _START_TIMEOUT_S = 120.0
 _MAX_DEFAULT_WORKERS = 4
@@ -91,13 +93,14 @@ def _worker_main(conn: Connection, spool_dir: str, shard: Shard, queue_size: int
                 content_type = conn.recv()
                 if content_type is None:
                     break
-                if content_type == _DECODED:
-                    decoded: DecodedRequest = conn.recv()
-                    outcome = intake.submit_decoded(decoded)
-                else:
-                    outcome = intake.submit(conn.recv_bytes(), content_type)
+                body = conn.recv_bytes()
             except (EOFError, OSError):  # the front end is gone: write what is held
                 break
+            if content_type == _DECODED:
+                decoded: DecodedRequest = pickle.loads(body)  # from the front end, over our own pipe
+                outcome = intake.submit_decoded(decoded)
+            else:
+                outcome = intake.submit(body, content_type)
             conn.send((outcome, intake.snapshot()))
     finally:
         intake.stop()
@@ -203,10 +206,10 @@ class WorkerPool:
 
     def submit(self, body: bytes, content_type: str) -> Outcome:
         """Hand ``body`` (a JSON one decoded here first) to every worker; ``ok`` only when each took its share."""
-        decoded = None
+        shares = None
         if content_type != PROTOBUF:
             try:
-                decoded = decode_json(body)
+                shares = self._decoded_shares(decode_json(body))
             except RequestDecodeError as exc:
                 with self._lock:
                     self._requests += 1
@@ -216,12 +219,12 @@ class WorkerPool:
             failed: list[int] = []
             for index, worker in enumerate(self._workers):
                 try:
-                    if decoded is None:
+                    if shares is None:
                         worker.conn.send(content_type)
                         worker.conn.send_bytes(body)
                     else:
                         worker.conn.send(_DECODED)
-                        worker.conn.send(worker.shard.restrict(decoded))
+                        worker.conn.send_bytes(shares[index])
                 except OSError:
                     failed.append(index)
             outcomes: list[Outcome] = []
@@ -240,6 +243,17 @@ class WorkerPool:
             if combined is BUSY:
                 self._throttled += 1
             return combined
+
+    def _decoded_shares(self, decoded: DecodedRequest) -> list[bytes] | None:
+        """Each worker's share of a decoded request, pickled; ``None`` if one cannot be.
+
+        Pickling fails only on values nested beyond the recursion limit; the workers then get
+        the body itself and decode it as before, so the answer is the same either way.
+        """
+        try:
+            return [pickle.dumps(Shard(index, self.count).restrict(decoded), _PICKLE) for index in range(self.count)]
+        except (RecursionError, pickle.PicklingError):
+            return None
 
     def _replace(self, index: int) -> None:
         """Start a new worker for the share of one that died (what it held is lost, and logged)."""

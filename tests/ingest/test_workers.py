@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agentprof.ingest._decode import Shard, decode_json, decode_protobuf
 from agentprof.ingest._receiver import OtlpReceiver
+from agentprof.ingest._workers import WorkerPool
 from tests.ingest.helpers import S, request, sid
 from tests.ingest.test_receiver import AGENT, CALL, post, spooled
 
@@ -131,6 +132,23 @@ def test_json_goes_to_the_workers_decoded_and_a_refused_body_stores_nothing(tmp_
     rows = _rows(tmp_path / "spool")
     assert sorted(row["trace_id"] for row in rows) == sorted(TRACES[:-1])
     assert len({segment.name.split("-")[2] for segment in (tmp_path / "spool").glob("seg-*.jsonl")}) == 2
+
+
+def test_json_the_front_end_cannot_pickle_goes_to_the_workers_as_the_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = json.dumps(_hex_json(request([S(7, None, "chat gpt-4o", CALL, trace=trace) for trace in TRACES]))).encode()
+    outputs = []
+    for pickled in (True, False):
+        if not pickled:  # what a value nested beyond the recursion limit would do
+            monkeypatch.setattr(WorkerPool, "_decoded_shares", lambda self, decoded: None)
+        spool = tmp_path / f"spool-{pickled}"
+        with OtlpReceiver(spool, port=0, workers=2) as receiver:
+            assert post(receiver, body, "application/json")[0] == 200
+            assert post(receiver, _traffic()[0])[0] == 200  # a protobuf body after it: the protocol is in step
+        outputs.append(_rows(spool))
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) == 2 * len(TRACES)
 
 
 def test_a_worker_that_dies_is_replaced_and_the_request_retried(tmp_path: Path) -> None:
