@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -105,6 +105,35 @@ def drain(stream: Iterable[Any]) -> int:
     for _ in stream:
         count += 1
     return count
+
+
+def openai_stream(client: Any, model: str, messages: list[dict[str, str]]) -> Callable[[], int]:
+    """One streamed chat completion with usage, every chunk read: returns the call (which returns its chunk count)."""
+
+    def call() -> int:
+        return drain(
+            client.chat.completions.create(
+                model=model,
+                messages=messages,
+                temperature=0.2,
+                max_tokens=1024,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+
+    return call
+
+
+def anthropic_stream(client: Any, model: str, system: str, messages: list[dict[str, str]]) -> Callable[[], int]:
+    """One streamed Messages call, every event read: returns the call (which returns its event count)."""
+
+    def call() -> int:
+        return drain(
+            client.messages.create(model=model, max_tokens=1024, system=system, messages=messages, stream=True)
+        )
+
+    return call
 
 
 def percentile(values: Sequence[float], q: float) -> float:

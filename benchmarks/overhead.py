@@ -75,8 +75,9 @@ from _harness import (  # benchmarks/ is sys.path[0]
     GC,
     NullExporter,
     ServerProcess,
+    anthropic_stream,
     close_round,
-    drain,
+    openai_stream,
     percentile,
 )
 from opentelemetry.sdk.trace import TracerProvider
@@ -172,29 +173,6 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
         an.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_messages)
         return 0
 
-    def anthropic_stream(conversation: list[dict[str, str]]) -> Callable[[], int]:
-        def call() -> int:
-            stream = an.messages.create(
-                model=ANTHROPIC_MODEL, max_tokens=1024, system=system, messages=conversation, stream=True
-            )
-            return drain(stream)
-
-        return call
-
-    def openai_stream(conversation: list[dict[str, str]]) -> Callable[[], int]:
-        def call() -> int:
-            stream = oa.chat.completions.create(
-                model=OPENAI_MODEL,
-                messages=conversation,
-                temperature=0.2,
-                max_tokens=1024,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            return drain(stream)
-
-        return call
-
     def bare_and_agentprof(group: str, call: Callable[[], int]) -> list[Variant]:
         return [
             Variant(group, "bare", call),
@@ -208,10 +186,14 @@ def build_variants(url: str, args: argparse.Namespace) -> dict[str, list[Variant
             Variant("openai", "agentprof", openai_call, instrumented=True, flush=agentprof.flush),
         ],
         "anthropic": bare_and_agentprof("anthropic", anthropic_call),
-        "openai-stream": bare_and_agentprof("openai-stream", openai_stream(stream_messages)),
-        "anthropic-stream": bare_and_agentprof("anthropic-stream", anthropic_stream(an_stream_messages)),
-        "openai-stream-long": bare_and_agentprof("openai-stream-long", openai_stream(long_messages)),
-        "anthropic-stream-long": bare_and_agentprof("anthropic-stream-long", anthropic_stream(an_long_messages)),
+        "openai-stream": bare_and_agentprof("openai-stream", openai_stream(oa, OPENAI_MODEL, stream_messages)),
+        "anthropic-stream": bare_and_agentprof(
+            "anthropic-stream", anthropic_stream(an, ANTHROPIC_MODEL, system, an_stream_messages)
+        ),
+        "openai-stream-long": bare_and_agentprof("openai-stream-long", openai_stream(oa, OPENAI_MODEL, long_messages)),
+        "anthropic-stream-long": bare_and_agentprof(
+            "anthropic-stream-long", anthropic_stream(an, ANTHROPIC_MODEL, system, an_long_messages)
+        ),
     }
     return {group: variants[group] for group in args.groups}
 

@@ -276,7 +276,7 @@ def provider_with_null_exporter(name: str) -> tuple[Any, Any, Any]:
 def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkState]) -> dict[str, list[Variant]]:
     import anthropic
     import openai
-    from _harness import NullExporter, drain
+    from _harness import NullExporter, anthropic_stream, openai_stream
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
 
@@ -318,26 +318,13 @@ def build_variants(url: str, args: argparse.Namespace, state_holder: list[SdkSta
         oa.chat.completions.create(model=OPENAI_MODEL, messages=messages, temperature=0.2, max_tokens=64)
         return 0
 
-    def stream_call() -> int:
-        stream = oa.chat.completions.create(
-            model=OPENAI_MODEL,
-            messages=stream_messages,
-            temperature=0.2,
-            max_tokens=64,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        return drain(stream)
+    stream_call = openai_stream(oa, OPENAI_MODEL, stream_messages)
 
     def anthropic_call() -> int:
         an.messages.create(model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_messages)
         return 0
 
-    def anthropic_stream_call() -> int:
-        stream = an.messages.create(
-            model=ANTHROPIC_MODEL, max_tokens=64, system=system, messages=an_stream_messages, stream=True
-        )
-        return drain(stream)
+    anthropic_stream_call = anthropic_stream(an, ANTHROPIC_MODEL, system, an_stream_messages)
 
     # --- otel-span: one hand-made SDK span with 8 attributes ---
     otel_provider, otel_processor, otel_exporter = provider_with_null_exporter("otel-span")
