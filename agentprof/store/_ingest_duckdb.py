@@ -67,9 +67,8 @@ _STRUCTURE = json.dumps(SPOOL_COLUMNS)
 # trimming every line cost ~1 s per 200,000 rows, an OR of the two tests ~0.25 s.
 _NOT_BLANK = "CASE WHEN starts_with(line, '{') THEN true ELSE trim(line, ' ' || chr(9) || chr(13)) <> '' END"
 
-#: The bulk reader: DuckDB's newline-delimited JSON reader splits the lines on both cores (staging
-#: 1.25 -> 0.88 s per 200,000 rows here), and ``json_transform`` still types each line, so a bad
-#: value becomes NULL rather than condemning the segment.
+#: The bulk reader (see the module docstring for why): ``json_transform`` still types each line, so a
+#: bad value becomes NULL rather than condemning the segment.
 STAGE_SEGMENTS = (
     f"CREATE OR REPLACE TEMP TABLE {STAGING} AS "
     f"SELECT {SEGMENT_COLUMN}, spool_row.* FROM ("

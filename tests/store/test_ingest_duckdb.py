@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 
 from agentprof._config import StoreLocation, resolve_store_location
 from agentprof.store import IngestResult, open_store, schema
+from agentprof.store._ingest_duckdb import DuckDBLoader
 
 from .helpers import count_rows, model_call_row, model_calls, span_id, step_row, task_row, write_segments
 
@@ -201,10 +203,6 @@ _READER_CASES: dict[str, bytes] = {
 
 def _load_with_reader(folder: Path, contents: bytes, *, isolating: bool) -> object:
     """Rows stored (or "condemned") when one segment is loaded with the bulk or the tolerant reader."""
-    from datetime import datetime
-
-    from agentprof.store._ingest_duckdb import DuckDBLoader
-
     folder = folder / ("tolerant" if isolating else "bulk")
     folder.mkdir()
     location = resolve_store_location(folder / "store")
