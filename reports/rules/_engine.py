@@ -264,6 +264,12 @@ def _no_cyclic_gc() -> Iterator[None]:
     Both only allocate (records, dictionaries, no reference cycles that need collecting), and with
     100,000+ live records every automatic collection of the oldest generation walks all of them:
     pausing it makes loading and the rules a third to a half faster.
+
+    Re-enabling it is not free either: every object allocated meanwhile is still in the youngest
+    generation, and the first allocation after ``gc.enable()`` would scan them all (about 0.09 s
+    per 100,000 calls, twice per report). ``freeze()`` moves them out of the young generation and
+    ``unfreeze()`` files them with the long-lived objects, both by splicing lists: nothing is
+    scanned now, and they are still collected (cycles included) by a later full collection.
     """
     collecting = gc.isenabled()
     gc.disable()
@@ -271,6 +277,8 @@ def _no_cyclic_gc() -> Iterator[None]:
         yield
     finally:
         if collecting:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

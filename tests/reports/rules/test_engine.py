@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -248,3 +250,23 @@ def test_a_hash_collision_or_a_missing_combination_falls_back_to_the_plain_selec
             workload = load_workload(odd_store, Filters())
         assert _exactly(workload.calls) == _exactly(expected_calls), change
         assert _exactly(workload.tools) == _exactly(expected_tools), change
+
+
+def test_the_paused_collector_comes_back_and_still_collects_cycles_made_meanwhile() -> None:
+    """The rules run with the cyclic collector paused; afterwards it is on again and nothing is leaked."""
+
+    class Node:
+        other: object
+
+    assert gc.isenabled()
+    with _engine._no_cyclic_gc():
+        assert not gc.isenabled()
+        node = Node()
+        node.other = node  # a cycle: only the cyclic collector can free it
+        alive = weakref.ref(node)
+        del node
+    assert gc.isenabled()
+    assert not gc.get_freeze_count()  # frozen objects would never be collected
+    assert alive() is not None
+    gc.collect()
+    assert alive() is None
