@@ -196,10 +196,11 @@ class TraceMapper:
 
 
 _INT_LIMIT = {"BIGINT": 2**63, "INTEGER": 2**31}
-_VARCHAR = frozenset(name for name, kind in SPOOL_COLUMNS.items() if kind == "VARCHAR")
-_DOUBLE = frozenset(name for name, kind in SPOOL_COLUMNS.items() if kind == "DOUBLE")
-_BOOLEAN = frozenset(name for name, kind in SPOOL_COLUMNS.items() if kind == "BOOLEAN")
+_PYTHON_TYPE = {"VARCHAR": str, "BIGINT": int, "INTEGER": int, "BOOLEAN": bool, "DOUBLE": float}
+#: The one Python type a column's values must have (``bool`` is not an ``int`` here, nor an ``int`` a ``str``).
+_EXPECTED: dict[str, type] = {name: _PYTHON_TYPE[kind] for name, kind in SPOOL_COLUMNS.items() if kind in _PYTHON_TYPE}
 _LIMITS = {name: _INT_LIMIT[kind] for name, kind in SPOOL_COLUMNS.items() if kind in _INT_LIMIT}
+_FLOAT_INT_LIMIT = 2**1023  # an int beyond this has no float (float() would raise)
 _KINDS = (sc.KIND_TASK, sc.KIND_STEP, sc.KIND_MODEL_CALL)
 
 
@@ -208,25 +209,25 @@ def _typed(row: SpoolRow) -> SpoolRow | None:
 
     A value DuckDB cannot read as the column type would condemn the whole segment (moved to
     ``spool/bad/``), losing good rows with it; a NULL loses only that value. A row without ids
-    or a valid kind is dropped.
+    or a valid kind is dropped. Integers must fit their column, floats be finite; a ``DOUBLE``
+    column also takes an ``int`` (as a float). One look-up per key: this runs for every
+    received span (~50 keys), and the value usually has its column's type already.
     """
     typed: SpoolRow = {}
+    expected = _EXPECTED.get
     for key, value in row.items():
-        if value is None:
-            continue
         value_type = type(value)
-        if key in _VARCHAR:
-            if value_type is str:
-                typed[key] = value
-        elif key in _LIMITS:
-            if value_type is int and -_LIMITS[key] < value < _LIMITS[key]:
-                typed[key] = value
-        elif key in _BOOLEAN:
-            if value_type is bool:
-                typed[key] = value
-        elif key in _DOUBLE:
-            if (value_type is float or value_type is int) and math.isfinite(value):
-                typed[key] = float(value)
+        want = expected(key)
+        if value_type is want:
+            if want is int:
+                limit = _LIMITS[key]
+                if not -limit < value < limit:
+                    continue
+            elif want is float and not math.isfinite(value):
+                continue
+            typed[key] = value
+        elif want is float and value_type is int and -_FLOAT_INT_LIMIT < value < _FLOAT_INT_LIMIT:
+            typed[key] = float(value)
     if typed.get("kind") not in _KINDS or not typed.get("span_id"):
         return None
     return typed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentprof._records import SPOOL_COLUMNS
-from agentprof.ingest import RequestDecodeError, TraceMapper, decode_json, decode_protobuf
+from agentprof.ingest import RequestDecodeError, TraceMapper, _traces, decode_json, decode_protobuf
 from agentprof.ingest._receiver import OtlpReceiver
 from tests.ingest.helpers import CHAT_CALL, S, request
 
@@ -150,3 +151,71 @@ def test_truncated_and_random_payloads_over_http(tmp_path_factory: Any, data: st
     assert {row["span_id"] for row in stored} == set(expected)
     for row in stored:  # each stored row is exactly what the whole request gives: nothing partial
         assert row == expected[row["span_id"]]
+
+
+def _column_accepts(kind: str, value: Any) -> Any:
+    """The spec of a received value in a column of DuckDB type ``kind``: the value to store, or ``_DROP``."""
+    if kind == "VARCHAR":
+        return value if type(value) is str else _DROP
+    if kind in ("BIGINT", "INTEGER"):
+        limit = 2**63 if kind == "BIGINT" else 2**31
+        return value if type(value) is int and -limit < value < limit else _DROP
+    if kind == "BOOLEAN":
+        return value if type(value) is bool else _DROP
+    if kind == "DOUBLE":
+        if type(value) is float:
+            return value if math.isfinite(value) else _DROP
+        if type(value) is int:
+            return float(value) if abs(value) < 2**1023 else _DROP
+    return _DROP
+
+
+_DROP = object()
+_COLUMNS = sorted(SPOOL_COLUMNS)
+_any_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.sampled_from([2**31 - 1, 2**31, -(2**31), 2**63 - 1, 2**63, 2**1100]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([*_COLUMNS, "not_a_column"]), _any_value, max_size=12))
+def test_received_values_are_kept_only_when_their_column_can_hold_them(values: dict[str, Any]) -> None:
+    row = {**values, "kind": "model_call", "span_id": "00000000000000aa"}
+    typed = _traces._typed(row)
+    assert typed is not None
+    for key, value in values.items():
+        if key in ("kind", "span_id"):
+            continue
+        wanted = _column_accepts(SPOOL_COLUMNS.get(key, ""), value)
+        if wanted is _DROP or value is None:
+            assert key not in typed, (key, value)
+        else:
+            assert typed[key] == wanted and type(typed[key]) is type(wanted), (key, value, typed.get(key))
+
+
+def test_a_row_without_a_known_kind_or_a_span_id_is_dropped() -> None:
+    assert _traces._typed({"kind": "model_call", "span_id": "aa"}) == {"kind": "model_call", "span_id": "aa"}
+    assert _traces._typed({"kind": "log", "span_id": "aa"}) is None
+    assert _traces._typed({"kind": "model_call", "span_id": ""}) is None
+    assert _traces._typed({"kind": "model_call", "span_id": 7}) is None
+
+
+def test_edge_values_per_column_type() -> None:
+    row = {
+        "kind": "model_call",
+        "span_id": "aa",
+        "temperature": 2**1100,  # DOUBLE: an int with no float is dropped, not an error
+        "ttft_ms": 3,  # DOUBLE: an int becomes a float
+        "input_tokens": True,  # BIGINT: a bool is not a count
+        "output_tokens": 2**63,  # BIGINT: out of range
+        "stream": 1,  # BOOLEAN: an int is not a bool
+        "response_id": 5,  # VARCHAR: an int is not text
+    }
+    assert _traces._typed(row) == {"kind": "model_call", "span_id": "aa", "ttft_ms": 3.0}
