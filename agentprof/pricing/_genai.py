@@ -13,6 +13,7 @@ once and never mixed with lookups from the old one.
 from __future__ import annotations
 
 import functools
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,21 +207,30 @@ class _LinearPrice:
 
 
 _PROBE = 1000
-# Crosses every long-context tier start genai-prices knows, so a tiered entry never passes as linear.
-_CHECK = CanonicalUsage(
-    input_tokens=2_400_000,
-    output_tokens=120_000,
-    cache_read_tokens=600_000,
-    cache_write_tokens=500_000,
-    cache_write_5m_tokens=200_000,
-    cache_write_1h_tokens=100_000,
-    reasoning_tokens=30_000,
-)
-_LINEAR: dict[int, tuple[Any, _LinearPrice | None]] = {}
+_LINEAR: dict[int, tuple[Any, _LinearPrice | _BandedPrice | None]] = {}
 
 
-def _linear_price(entry: Any) -> _LinearPrice | None:
-    """The linear rates of a price entry (memoised by identity), or ``None`` if it is not linear."""
+@dataclass(frozen=True, slots=True)
+class _BandedPrice:
+    """Linear rates per band of total input tokens, for an entry with long-context tiers.
+
+    Why: genai-prices' tiers are cliffs chosen by the request's total input tokens (crossing a
+    tier start prices *all* tokens at the tier's rate), so between two tier starts the price is
+    linear again. Claude Sonnet and Gemini Pro, the models agents run most, have such tiers;
+    without bands every one of their calls went through ``calc_price`` (about 200 µs of the
+    exporter thread per call). Band ``k`` holds totals in ``(starts[k-1], starts[k]]``.
+    """
+
+    starts: tuple[int, ...]
+    bands: tuple[_LinearPrice, ...]
+
+    def price(self, usage: CanonicalUsage) -> tuple[Decimal, Decimal, Decimal]:
+        """``(total, input, output)`` with the rates of the band ``usage``'s total input falls in."""
+        return self.bands[bisect_left(self.starts, usage.input_tokens)].price(usage)
+
+
+def _linear_price(entry: Any) -> _LinearPrice | _BandedPrice | None:
+    """The (banded) linear rates of a price entry (memoised by identity), or ``None`` if it is not linear."""
     cached = _LINEAR.get(id(entry))
     if cached is not None and cached[0] is entry:
         return cached[1]
@@ -234,23 +244,74 @@ def _linear_price(entry: Any) -> _LinearPrice | None:
     return linear
 
 
-def _measure(entry: Any) -> _LinearPrice | None:
-    n = _PROBE
+def _measure(entry: Any) -> _LinearPrice | _BandedPrice | None:
+    """Measure an entry's rates with ``calc_price`` itself, band by band, and keep them only if exact.
 
-    def parts(usage: CanonicalUsage) -> tuple[Decimal, Decimal, Decimal]:
-        calc = entry.calc_price(_genai_usage(usage))
-        return calc["total_price"], calc["input_price"], calc["output_price"]
+    Each band's rates come from probes whose total input lies in the band, and are then checked
+    against ``calc_price`` on mixed usages (every token kind at once) at both ends of the band (the
+    last band: just above its start and at 10 million tokens). Anything non-linear that the tier
+    starts do not explain, or a rounding difference, fails a check: the entry is then priced by
+    ``calc_price``, call by call.
+    """
+    from genai_prices.types import TieredPrices
 
-    fee = parts(CanonicalUsage())[0]
-    inputs = (
-        CanonicalUsage(input_tokens=n),
-        CanonicalUsage(input_tokens=n, cache_read_tokens=n),
-        CanonicalUsage(input_tokens=n, cache_write_tokens=n),
-        CanonicalUsage(input_tokens=n, cache_write_tokens=n, cache_write_5m_tokens=n),
-        CanonicalUsage(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n),
+    starts = sorted(
+        {tier.start for value in vars(entry).values() if isinstance(value, TieredPrices) for tier in value.tiers}
     )
-    outputs = (CanonicalUsage(output_tokens=n), CanonicalUsage(output_tokens=n, reasoning_tokens=n))
-    rate_in, rate_read, rate_write, rate_5m, rate_1h = (parts(usage)[1] / n for usage in inputs)
-    rate_out, rate_reasoning = (parts(usage)[2] / n for usage in outputs)
-    linear = _LinearPrice(fee, (rate_in, rate_read, rate_write, rate_5m, rate_1h), (rate_out, rate_reasoning))
-    return linear if linear.price(_CHECK) == parts(_CHECK) else None
+    bounds = [(0, *starts), (*starts, None)]
+    bands = []
+    for lower, upper in zip(*bounds, strict=True):
+        if upper is not None and upper <= lower:
+            return None  # an empty band (tiers starting at 0, or twice at one count): not worth a path
+        total = lower + _PROBE if upper is None else min(lower + _PROBE, upper)
+        band = _measure_band(entry, total)
+        ends = (lower + 1, upper if upper is not None else max(10_000_000, 2 * lower))
+        if any(band.price(check) != _calc(entry, check) for end in ends for check in _checks(end)):
+            return None
+        bands.append(band)
+    if not starts:
+        return bands[0]
+    return _BandedPrice(tuple(starts), tuple(bands))
+
+
+def _calc(entry: Any, usage: CanonicalUsage) -> tuple[Decimal, Decimal, Decimal]:
+    calc = entry.calc_price(_genai_usage(usage))
+    return calc["total_price"], calc["input_price"], calc["output_price"]
+
+
+def _measure_band(entry: Any, total: int) -> _LinearPrice:
+    """The rates of the band holding ``total`` input tokens, from probes of exactly that total."""
+    n = _PROBE
+    inputs = (
+        CanonicalUsage(input_tokens=total),
+        CanonicalUsage(input_tokens=total, cache_read_tokens=total),
+        CanonicalUsage(input_tokens=total, cache_write_tokens=total),
+        CanonicalUsage(input_tokens=total, cache_write_tokens=total, cache_write_5m_tokens=total),
+        CanonicalUsage(input_tokens=total, cache_write_tokens=total, cache_write_1h_tokens=total),
+    )
+    outputs = (
+        CanonicalUsage(input_tokens=total, output_tokens=n),
+        CanonicalUsage(input_tokens=total, output_tokens=n, reasoning_tokens=n),
+    )
+    plain_total, plain_input, plain_output = _calc(entry, inputs[0])
+    fee = plain_total - plain_input - plain_output
+    rate_in, rate_read, rate_write, rate_5m, rate_1h = (_calc(entry, usage)[1] / total for usage in inputs)
+    rate_out, rate_reasoning = (_calc(entry, usage)[2] / n for usage in outputs)
+    return _LinearPrice(fee, (rate_in, rate_read, rate_write, rate_5m, rate_1h), (rate_out, rate_reasoning))
+
+
+def _checks(total: int) -> tuple[CanonicalUsage, ...]:
+    """Usages of ``total`` input tokens mixing every kind of token, to check measured rates on."""
+    write_5m, write_1h = total // 10, total // 20
+    return (
+        CanonicalUsage(
+            input_tokens=total,
+            output_tokens=120_000,
+            cache_read_tokens=total // 4,
+            cache_write_tokens=total // 5 + write_5m + write_1h,
+            cache_write_5m_tokens=write_5m,
+            cache_write_1h_tokens=write_1h,
+            reasoning_tokens=30_000,
+        ),
+        CanonicalUsage(input_tokens=total, output_tokens=7, cache_read_tokens=max(total - 3, 0), reasoning_tokens=2),
+    )

@@ -298,12 +298,59 @@ def test_every_bundled_price_is_reproduced_exactly() -> None:
     assert checked > 1000
 
 
-def test_flat_prices_take_the_linear_path_and_tiered_prices_do_not() -> None:
+def test_flat_prices_take_the_linear_path_and_tiered_prices_one_line_per_band() -> None:
     from agentprof.pricing import _genai
 
     flat = _genai.lookup_model("openai", "gpt-4o").model.get_prices(WHEN)
     tiered = _genai.lookup_model("anthropic", "claude-sonnet-4-6").model.get_prices(WHEN)
-    assert _genai._linear_price(flat) is not None
-    assert _genai._linear_price(tiered) is None  # the 200k cliff is not linear: calc_price, per call
+    assert isinstance(_genai._linear_price(flat), _genai._LinearPrice)
+    banded = _genai._linear_price(tiered)
+    assert isinstance(banded, _genai._BandedPrice) and banded.starts == (200_000,)
+    assert banded.bands[1].input[0] == 2 * banded.bands[0].input[0]  # the cliff: $3 -> $6 per MTok
     price_call(CanonicalUsage(1_000, 10), resolve_model("openai", "gpt-4o"), timestamp=WHEN)
     assert _genai._LINEAR[id(flat)][0] is flat
+
+
+def test_every_tier_cliff_is_priced_exactly_on_both_sides() -> None:
+    """At each tier start of every bundled entry, the banded rates give calc_price's own numbers."""
+    from genai_prices.data_snapshot import get_snapshot
+    from genai_prices.types import TieredPrices
+
+    from agentprof.pricing import _genai
+
+    checked = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            try:
+                entry = model.get_prices(WHEN)
+            except Exception:
+                continue
+            starts = {t.start for v in vars(entry).values() if isinstance(v, TieredPrices) for t in v.tiers}
+            banded = _genai._linear_price(entry)
+            if not starts or banded is None:
+                continue
+            for start in starts:
+                for total in (start - 1, start, start + 1, 2 * start):
+                    for usage in (
+                        CanonicalUsage(total, 321, cache_read_tokens=total // 3, reasoning_tokens=20),
+                        CanonicalUsage(total, 5, cache_write_tokens=total // 2, cache_write_1h_tokens=total // 4),
+                    ):
+                        assert banded.price(usage) == _genai._calc(entry, usage), (provider.id, model.id, usage)
+                        checked += 1
+    assert checked > 50
+
+
+class _Quadratic:
+    """A price entry whose input price grows with the square of the tokens: linear nowhere."""
+
+    def calc_price(self, usage: object) -> dict[str, Decimal]:
+        tokens = Decimal(getattr(usage, "input_tokens", 0) or 0)
+        input_price = tokens * tokens / Decimal(10**12)
+        output_price = Decimal(getattr(usage, "output_tokens", 0) or 0) / Decimal(10**6)
+        return {"input_price": input_price, "output_price": output_price, "total_price": input_price + output_price}
+
+
+def test_an_entry_the_tiers_do_not_explain_is_priced_call_by_call() -> None:
+    from agentprof.pricing import _genai
+
+    assert _genai._linear_price(_Quadratic()) is None
