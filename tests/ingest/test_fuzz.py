@@ -127,7 +127,8 @@ def _post(url: str, body: bytes, content_type: str) -> int:
         with urllib.request.urlopen(req, timeout=10) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
-        return int(error.code)
+        with error:  # closes the connection now, not when a collection finds it (a ResourceWarning)
+            return int(error.code)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

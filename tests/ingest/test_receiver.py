@@ -49,7 +49,8 @@ def post(
         with urllib.request.urlopen(req, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        with error:  # closes the connection now, not when a collection finds it (a ResourceWarning)
+            return error.code, dict(error.headers), error.read()
 
 
 def spooled(spool: Path) -> list[dict[str, Any]]:
