@@ -3,8 +3,9 @@
 "What would these calls have cost on model X?" is asked per call (``cheaper_model``, ``agentprof
 whatif``). The model's price entry in force is looked up once per minute of timestamps (price
 history and time-of-day prices change it) and applied through the same per-entry linear rates
-:func:`~agentprof.pricing.price_call` uses (``_genai._linear_price``); an entry with tiers is
-priced exactly by :func:`~agentprof.pricing.price_call`, memoised per usage.
+:func:`~agentprof.pricing.price_call` uses (``_genai._linear_price``: one set of rates per band
+between long-context tier starts); an entry those rates cannot reproduce exactly is priced by
+:func:`~agentprof.pricing.price_call`, memoised per usage.
 """
 
 from __future__ import annotations
