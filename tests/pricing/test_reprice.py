@@ -34,7 +34,7 @@ def random_usage(rnd: random.Random) -> CanonicalUsage:
     [
         ("openai", "gpt-4.1-nano"),
         ("openai", "o3"),  # price history
-        ("anthropic", "claude-sonnet-4-5"),  # long-context tiers: priced call by call
+        ("anthropic", "claude-sonnet-4-5"),  # long-context tiers: one set of rates per band
         ("anthropic", "claude-haiku-4-5"),
         ("google", "gemini-2.5-pro"),
         ("deepseek", "deepseek-chat"),  # time-of-day prices
