@@ -89,9 +89,12 @@ def model_server() -> Iterator[TestServer]:
 def run_agent(model_server: TestServer, model: str = "gpt-4o-mini") -> None:
     openai_integration.instrument()
     try:
-        client = openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-test-secret", max_retries=0)
-        with agentprof.task("support"), agentprof.step("classify"):
-            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi [[reply:billing]]"}])
+        # Closed here: a client left to the garbage collector closes its socket with a ResourceWarning
+        # in whichever later test the collection happens.
+        with openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-test-secret", max_retries=0) as client:
+            with agentprof.task("support"), agentprof.step("classify"):
+                messages = [{"role": "user", "content": "hi [[reply:billing]]"}]
+                client.chat.completions.create(model=model, messages=messages)
     finally:
         openai_integration.uninstrument()
 
