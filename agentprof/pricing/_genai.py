@@ -249,7 +249,7 @@ def _measure(entry: Any) -> _LinearPrice | _BandedPrice | None:
 
     Each band's rates come from probes whose total input lies in the band, and are then checked
     against ``calc_price`` on mixed usages (every token kind at once) at both ends of the band (the
-    last band: just above its start and at 10 million tokens). Anything non-linear that the tier
+    last band: just above its start and at 10 million tokens or twice its start). Anything non-linear that the tier
     starts do not explain, or a rounding difference, fails a check: the entry is then priced by
     ``calc_price``, call by call.
     """
@@ -262,7 +262,7 @@ def _measure(entry: Any) -> _LinearPrice | _BandedPrice | None:
     bands = []
     for lower, upper in zip(*bounds, strict=True):
         if upper is not None and upper <= lower:
-            return None  # an empty band (tiers starting at 0, or twice at one count): not worth a path
+            return None  # a tier starting at 0 leaves band 0 empty: not worth a path of its own
         total = lower + _PROBE if upper is None else min(lower + _PROBE, upper)
         band = _measure_band(entry, total)
         ends = (lower + 1, upper if upper is not None else max(10_000_000, 2 * lower))

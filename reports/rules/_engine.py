@@ -269,7 +269,9 @@ def _no_cyclic_gc() -> Iterator[None]:
     generation, and the first allocation after ``gc.enable()`` would scan them all (about 0.09 s
     per 100,000 calls, twice per report). ``freeze()`` moves them out of the young generation and
     ``unfreeze()`` files them with the long-lived objects, both by splicing lists: nothing is
-    scanned now, and they are still collected (cycles included) by a later full collection.
+    scanned now, and they are still collected (cycles included) by a later full collection. That
+    applies to every young object of the process, not only ours: garbage cycles a host application
+    made just before the report wait for that full collection too (a test pins that they are freed).
     """
     collecting = gc.isenabled()
     gc.disable()
