@@ -90,7 +90,8 @@ def main() -> None:
     for name, values in figures.items():
         cpu = statistics.median(v[0] for v in values)
         wall = statistics.median(v[1] for v in values)
-        print(f"  {name:30s} CPU {cpu:6.1f} µs   wall {wall:6.1f} µs   (CPU per round: {', '.join(f'{v[0]:.0f}' for v in values)})")
+        rounds = ", ".join(f"{v[0]:.0f}" for v in values)
+        print(f"  {name:30s} CPU {cpu:6.1f} µs   wall {wall:6.1f} µs   (CPU per round: {rounds})")
 
 
 if __name__ == "__main__":
