@@ -295,7 +295,8 @@ def _measure_band(entry: Any, total: int) -> _LinearPrice:
     )
     plain_total, plain_input, plain_output = _calc(entry, inputs[0])
     fee = plain_total - plain_input - plain_output
-    rate_in, rate_read, rate_write, rate_5m, rate_1h = (_calc(entry, usage)[1] / total for usage in inputs)
+    rate_in = plain_input / total
+    rate_read, rate_write, rate_5m, rate_1h = (_calc(entry, usage)[1] / total for usage in inputs[1:])
     rate_out, rate_reasoning = (_calc(entry, usage)[2] / n for usage in outputs)
     return _LinearPrice(fee, (rate_in, rate_read, rate_write, rate_5m, rate_1h), (rate_out, rate_reasoning))
 
