@@ -53,7 +53,8 @@ def recommendations_blocks(recommendations: list[Recommendation]) -> Group:
     parts: list[RenderableType] = [Text("Recommendations", style="italic")]
     for number, item in enumerate(recommendations, start=1):
         parts.append(Text.assemble((f"{number:>2}. {item.kind}", "bold"), f"  {where(item)}"))
-        details = Text(f"saves {savings(item)} · {item.confidence} confidence\n{item.suggestion}")
+        lead = NO_ESTIMATE if promises_nothing(item) else f"saves {savings(item)}"
+        details = Text(f"{lead} · {item.confidence} confidence\n{item.suggestion}")
         parts.append(Padding(details, (0, 0, 0, 4)))
     return Group(*parts)
 
@@ -64,8 +65,22 @@ def where(item: Recommendation) -> str:
     return f"{place} ({item.model})" if item.model else place
 
 
+#: Shown instead of "$0.0000" for a finding that promises no money: a change whose saving depends
+#: on quality the rule cannot judge (``context_growth``'s "trim old turns"), or a fix whose money an
+#: earlier recommendation already counted on the same calls.
+NO_ESTIMATE = "no $ estimate"
+
+
+def promises_nothing(item: Recommendation) -> bool:
+    """Whether the recommendation's saving is exactly zero, range included (unpriced is not zero)."""
+    amount, spread = item.estimated_savings_usd, item.savings_range_usd
+    return amount is not None and amount == 0 and (spread is None or spread.high == 0)
+
+
 def savings(item: Recommendation) -> str:
-    """``$1.2000 ($0.6000-$1.2000)``: the estimate and its range."""
+    """``$1.2000 ($0.6000-$1.2000)``: the estimate and its range (:data:`NO_ESTIMATE` when it is zero)."""
+    if promises_nothing(item):
+        return NO_ESTIMATE
     text = fmt.money(item.estimated_savings_usd)
     if item.savings_range_usd is not None and item.savings_range_usd.low != item.savings_range_usd.high:
         text += f" ({fmt.money(item.savings_range_usd.low)}-{fmt.money(item.savings_range_usd.high)})"

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from agentprof.reports import Report, render_markdown, render_text
+from agentprof.reports import Recommendation, Report, SavingsRange, render_markdown, render_text
 from agentprof.reports import _format as fmt
 
 
@@ -109,3 +109,32 @@ def test_other_formats() -> None:
         "12.3 s",
         "4m 05s",
     ]
+
+
+def test_a_recommendation_promising_no_money_says_so_instead_of_zero_dollars(report: Report) -> None:
+    trim = Recommendation(
+        kind="context_growth",
+        task="support",
+        step="agent_loop",
+        estimated_savings_usd=Decimal(0),
+        savings_range_usd=SavingsRange(low=Decimal(0), high=Decimal(0)),
+        confidence="low",
+        suggestion="Loop in step 'agent_loop' re-sends 6.9x its new input: compact or trim old turns",
+    )
+    cache = trim.model_copy(
+        update={
+            "kind": "prompt_cache",
+            "estimated_savings_usd": Decimal("0.0000004"),
+            "savings_range_usd": SavingsRange(low=Decimal(0), high=Decimal("0.0000004")),
+        }
+    )
+    unpriced = trim.model_copy(update={"kind": "exact_cache", "estimated_savings_usd": None, "savings_range_usd": None})
+    shown = report.model_copy(update={"recommendations": [trim, cache, unpriced]})
+    text = render(shown)
+    assert lines_with(text, "no $ estimate · low confidence")
+    assert "$0.0000 ·" not in text
+    assert lines_with(text, "saves $0.00000040 ($0.0000-$0.00000040)")  # tiny, not zero
+    assert lines_with(text, "saves unpriced")
+    markdown = render_markdown(shown)
+    assert "| 1 | context_growth | support / agent_loop | no $ estimate | low |" in markdown
+    assert "| 2 | prompt_cache | support / agent_loop | $0.00000040 ($0.0000-$0.00000040) | low |" in markdown
