@@ -92,8 +92,14 @@ def serve(host: str, port: int, token: str | None, workers: int | None, db: str 
     click.echo(
         f"agentprof serve: stopped; {stats.spans_accepted} spans received ({stats.spans_rejected} rejected, "
         f"{stats.spans_duplicate} duplicates); {totals.tasks} tasks, {totals.steps} steps, "
-        f"{totals.model_calls} model calls spooled ({totals.skipped} spans skipped)",
+        f"{totals.model_calls} model calls spooled ({totals.skipped} spans skipped)"
+        + _cut_off(receiver.client_disconnects),
         err=True,
     )
     if stats.write_failures:
         raise CliError(f"{stats.write_failures} batches could not be written to {location.spool_dir}")
+
+
+def _cut_off(requests: int) -> str:
+    """How many requests their client abandoned mid-way (each is sent again by a well-behaved exporter)."""
+    return f"; {requests} request(s) cut off by the client" if requests else ""

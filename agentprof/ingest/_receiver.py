@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from typing import Any
 from google.rpc.status_pb2 import Status  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from agentprof import _safety
 from agentprof.ingest._buffer import TraceBuffer
 from agentprof.ingest._intake import JSON, PROTOBUF, Intake, ReceiverStats
 from agentprof.ingest._traces import MappedSpans
@@ -77,6 +79,14 @@ class OtlpReceiver:
             self.intake = Intake(spool_dir, queue_size=queue_size, buffer=buffer)
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._lock = threading.Lock()
+        #: Requests whose client closed or reset the connection before the answer was sent.
+        self.client_disconnects = 0
+
+    def note_disconnect(self) -> None:
+        """Count a request its client abandoned (called from request threads)."""
+        with self._lock:
+            self.client_disconnects += 1
 
     @property
     def port(self) -> int:
@@ -151,6 +161,20 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
     receiver: OtlpReceiver
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Count a client that went away mid-request; report anything else as an agentprof bug.
+
+        The standard library prints a traceback on the terminal for both. A collector that times
+        out or is stopped while sending is routine: nothing of that request was acknowledged, so
+        it sends again (and spans queued before the reply failed are recognised as repeats).
+        """
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            self.receiver.note_disconnect()
+            _safety.logger.debug("agentprof serve: client %s went away mid-request (%r)", client_address, error)
+        elif error is not None:
+            _safety.internal_error("serve.request", error)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -67,6 +68,15 @@ class ModelAPIServer(ThreadingHTTPServer):
         with self.connections_lock:
             self.connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client went away (a stream closed early, a reset, ``stop()``); print anything else.
+
+        The standard library prints a traceback for both, which made test output look broken when
+        a test had simply stopped reading.
+        """
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -222,3 +224,28 @@ def test_the_real_otlp_exporter_delivers_to_serve(tmp_path: Path) -> None:
         ("task", "helper", "otel-app"),
         ("model_call", "helper", "otel-app"),
     }
+
+
+def _abort_mid_body(receiver: OtlpReceiver) -> None:
+    """Send headers and part of a body, then reset the connection (SO_LINGER 0: an RST, not a FIN)."""
+    host, port = receiver.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 100000\r\n\r\n" + agent_trace()[:10]
+        )
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_a_client_that_drops_the_connection_mid_request_leaves_no_traceback(
+    receiver: OtlpReceiver, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _abort_mid_body(receiver)
+    deadline = time.monotonic() + 10
+    while not receiver.client_disconnects and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert receiver.client_disconnects == 1
+    code, _, _ = post(receiver, agent_trace())  # still serving
+    assert code == 200
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err and "Exception occurred" not in captured.err

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -155,3 +157,24 @@ def test_module_runs_in_the_foreground() -> None:
         process.wait(timeout=5)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_a_client_resetting_mid_request_prints_no_traceback(
+    server: TestServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    body = json.dumps({"model": GPT, "messages": [user("hi")]}).encode()
+    with socket.create_connection((server.host, server.port), timeout=10) as client:
+        client.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n" + body
+        )
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends an RST
+    httpd = server._httpd
+    assert httpd is not None
+    deadline = time.monotonic() + 10
+    while httpd.connections and time.monotonic() < deadline:  # the handler has finished with the socket
+        time.sleep(0.01)
+    assert not httpd.connections
+    assert post(server.openai_base_url + "/chat/completions", body)[0] == 200  # still serving
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err and "Exception occurred" not in captured.err
