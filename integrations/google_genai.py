@@ -184,6 +184,9 @@ class GeneratorStreamProxy(SyncStreamProxy):
         super().__init__(wrapped, recorder)
         self._self_unsent: ModelCall | None = call
 
+    def __iter__(self) -> GeneratorStreamProxy:  # type: ignore[override]
+        return self  # every chunk through __next__ below, which binds the request on the first
+
     def __next__(self) -> Any:
         call = self._self_unsent
         if call is None:

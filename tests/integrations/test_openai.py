@@ -148,6 +148,42 @@ def test_abandoned_stream_is_ended_when_collected(oai: openai.OpenAI, calls: Cal
     assert row["usage_known"] is False
 
 
+def test_a_for_loop_left_early_ends_the_span_when_the_stream_is_dropped(oai: openai.OpenAI, calls: Calls) -> None:
+    stream = oai.chat.completions.create(
+        model=OPENAI_MODEL, messages=user("[[chunks:5]]"), stream=True, stream_options=INCLUDE_USAGE
+    )
+    collecting = gc.isenabled()
+    gc.disable()  # freed by reference counting: the loop's iterator must not keep the stream alive
+    try:
+        for _ in stream:
+            break
+        del stream
+        (row,) = calls()
+    finally:
+        if collecting:
+            gc.enable()
+    assert row["stream_complete"] is False and row["usage_known"] is False
+
+
+def test_next_and_a_for_loop_can_share_a_stream(oai: openai.OpenAI, server: LocalModelServer, calls: Calls) -> None:
+    stream = oai.chat.completions.create(
+        model=OPENAI_MODEL,
+        messages=user("[[reply:one two three]] [[chunks:4]]"),
+        stream=True,
+        stream_options=INCLUDE_USAGE,
+    )
+    assert iter(stream) is not stream and isinstance(stream, openai.Stream)
+    chunks = [next(stream)]
+    chunks += list(stream)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "one two three"
+    assert chunks[-1].usage is not None  # the usage chunk came through, last
+    (row,) = calls()
+    truth = openai_truth(server.requests[0].usage or {})
+    assert usage_of(row, truth) == truth
+    assert row["stream_complete"] is True and row["ttft_ms"] > 0
+
+
 async def test_async_plain_and_stream(aoai: openai.AsyncOpenAI, server: LocalModelServer, calls: Calls) -> None:
     response = await aoai.chat.completions.create(model=OPENAI_MODEL, messages=user("[[reply:async hi]]"))
     stream = await aoai.chat.completions.create(
