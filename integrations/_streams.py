@@ -151,6 +151,17 @@ class _StreamProxyBase(_ObjectProxy):
         except Exception as exc:
             _safety.internal_error("stream.chunk", exc)
 
+    def _self_take(self, chunk: Any) -> None:
+        """Record one chunk pulled by ``next()`` or ``async for`` (a ``for`` loop inlines this)."""
+        record = self._self_box[0]
+        if record is None:
+            self._self_first_chunk(chunk)
+            return
+        try:
+            record(chunk)
+        except Exception as exc:
+            _safety.internal_error("stream.chunk", exc)
+
     def _self_exhausted(self) -> None:
         self._self_box[0] = _ignore
         self._self_finalizer.detach()
@@ -209,14 +220,7 @@ class SyncStreamProxy(_StreamProxyBase):
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        record = self._self_box[0]
-        if record is None:
-            self._self_first_chunk(chunk)
-            return chunk
-        try:
-            record(chunk)
-        except Exception as exc:
-            _safety.internal_error("stream.chunk", exc)
+        self._self_take(chunk)
         return chunk
 
     def close(self) -> None:
@@ -254,14 +258,7 @@ class AsyncStreamProxy(_StreamProxyBase):
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        record = self._self_box[0]
-        if record is None:
-            self._self_first_chunk(chunk)
-            return chunk
-        try:
-            record(chunk)
-        except Exception as exc:
-            _safety.internal_error("stream.chunk", exc)
+        self._self_take(chunk)
         return chunk
 
     async def close(self) -> None:
