@@ -59,7 +59,8 @@ def build_report(
     filters = filters or Filters()
     config = rules_config if rules_config is not None else RulesConfig.load()
     numbers = analytics.summary(conn, filters)
-    analysis = analyse(conn, filters, config)
+    groups = analytics.call_groups(conn, filters)  # read once for the steps, the models and a sample's scaling
+    analysis = analyse(conn, filters, config, groups=groups)
     findings = analysis.findings
     projection = None
     if tasks_per_day is not None:
@@ -97,7 +98,7 @@ def build_report(
                 share=row.share,
                 latency_ms=Latency(p50=row.latency_ms.p50, p95=row.latency_ms.p95),
             )
-            for row in analytics.steps(conn, filters)
+            for row in analytics.steps(conn, filters, groups)
         ],
         models=[
             ModelEntry(
@@ -112,7 +113,7 @@ def build_report(
                 unpriced_calls=row.unpriced_calls,
                 share=row.share,
             )
-            for row in analytics.models(conn, filters)
+            for row in analytics.models(conn, filters, groups)
         ],
         recommendations=[recommendation(finding) for finding in findings],
         recommendations_basis=basis(analysis),

@@ -7,7 +7,7 @@ because calls are unpriced: unpriced never means $0).
 
 from __future__ import annotations
 
-from agentprof.analytics._breakdowns import ModelRow, StepRow, models, steps
+from agentprof.analytics._breakdowns import CallGroup, ModelRow, StepRow, call_groups, models, steps
 from agentprof.analytics._sql import Filters
 from agentprof.analytics._summary import (
     CostStats,
@@ -22,6 +22,7 @@ from agentprof.analytics._tasks import TaskRow, tasks_list
 from agentprof.analytics._tree import CallNode, StepNode, TaskLookupError, TaskTree, resolve_task_id, task_tree
 
 __all__ = [
+    "CallGroup",
     "CallNode",
     "CostStats",
     "Filters",
@@ -34,6 +35,7 @@ __all__ = [
     "TaskLookupError",
     "TaskRow",
     "TaskTree",
+    "call_groups",
     "models",
     "resolve_task_id",
     "selection_size",

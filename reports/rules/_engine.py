@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from agentprof.analytics import Filters
+from agentprof.analytics import CallGroup, Filters, call_groups
 from agentprof.analytics._sql import call_conditions, model_name, priced_cost
 from agentprof.exceptions import ConfigError
 from agentprof.store.schema import model_calls, spans
@@ -356,7 +356,12 @@ class Analysis:
 
 
 def analyse(
-    conn: Connection, filters: Filters, config: RulesConfig | None = None, *, rules: Sequence[str] | None = None
+    conn: Connection,
+    filters: Filters,
+    config: RulesConfig | None = None,
+    *,
+    rules: Sequence[str] | None = None,
+    groups: Sequence[CallGroup] | None = None,
 ) -> Analysis:
     """Load the selection (or, above ``config.max_calls``, a sample of it) and run the rules.
 
@@ -365,6 +370,8 @@ def analyse(
         filters: The selection (``since``, ``task``) as in the rest of the report.
         config: Thresholds; default :class:`RulesConfig` defaults (the CLI passes ``RulesConfig.load()``).
         rules: Only these rule kinds (still run in :data:`RULE_ORDER`); default all.
+        groups: :func:`~agentprof.analytics.call_groups` of the same selection, if the caller
+            has it (a sample's findings are scaled by them); read here when needed otherwise.
 
     Returns:
         The findings, most valuable first (savings x confidence weight, then names: the same
@@ -376,7 +383,9 @@ def analyse(
     workload = load_workload(conn, filters, sample)
     findings = run_workload(workload, config, rules=rules)
     if sample is not None:
-        findings = scale_findings(findings, sample, workload.calls, group_totals(conn, filters))
+        if groups is None:
+            groups = call_groups(conn, filters)
+        findings = scale_findings(findings, sample, workload.calls, group_totals(groups))
     return Analysis(findings=findings, sample=sample, calls_analysed=len(workload.calls))
 
 

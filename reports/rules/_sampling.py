@@ -25,19 +25,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from agentprof.analytics import Filters
-from agentprof.analytics._sql import call_conditions, model_name, money, priced_cost
+from agentprof.analytics import CallGroup, Filters
+from agentprof.analytics._sql import call_conditions
 from agentprof.store.schema import model_calls
 
 from ._base import ZERO, CallRecord, Finding
 
 _GroupKey = tuple[str, str, str]
+#: Digits a sum of stored amounts can need (``NUMERIC(38, 18)`` values, and the carry).
+_EXACT_DIGITS = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +84,20 @@ class _Totals:
     calls: int
 
 
-def group_totals(conn: Connection, filters: Filters) -> dict[_GroupKey, _Totals]:
-    """Exact cost (priced calls) and call count per (task name, step, model) over the whole selection."""
-    model = sa.func.coalesce(model_name(), "")
-    query = (
-        sa.select(
-            model_calls.c.task_name,
-            model_calls.c.step_name,
-            model,
-            money(sa.func.coalesce(sa.func.sum(priced_cost()), 0)),
-            sa.func.count(),
-        )
-        .where(*call_conditions(filters))
-        .group_by(model_calls.c.task_name, model_calls.c.step_name, model)
-    )
-    rows = conn.execute(query)
-    return {(task, step, model): _Totals(Decimal(cost), calls) for task, step, model, cost, calls in rows}
+def group_totals(groups: Iterable[CallGroup]) -> dict[_GroupKey, _Totals]:
+    """Exact cost (priced calls) and call count per (task name, step, model) over the whole selection.
+
+    From :func:`~agentprof.analytics.call_groups` of the selection, which the report reads once
+    for its tables too (a group's providers are added together: findings name a model only).
+    """
+    costs: dict[_GroupKey, Decimal] = {}
+    counts: dict[_GroupKey, int] = {}
+    with localcontext(prec=_EXACT_DIGITS):
+        for row in groups:
+            key = (row.task, row.step, row.model or "")
+            costs[key] = costs.get(key, ZERO) + (row.cost_usd or ZERO)
+            counts[key] = counts.get(key, 0) + row.model_calls
+    return {key: _Totals(costs[key], counts[key]) for key in costs}
 
 
 def _sample_totals(calls: Iterable[CallRecord]) -> dict[_GroupKey, _Totals]:

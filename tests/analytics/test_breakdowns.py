@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from agentprof import analytics
 from agentprof.analytics import Filters, ModelRow
+from tests.analytics._data import BASE, add_call
 
 TOTAL = Decimal("0.0445")
 
@@ -81,3 +82,34 @@ def test_models(conn: sa.Connection) -> None:
 def test_breakdowns_of_empty_store(empty_conn: sa.Connection) -> None:
     assert analytics.steps(empty_conn) == []
     assert analytics.models(empty_conn) == []
+
+
+def test_step_and_model_sums_stay_exact_beyond_28_digits(engine: sa.Engine) -> None:
+    # Each amount has 30 significant digits: Decimal's default context (28) would round their sum.
+    amounts = ["12345678901.123456789012345678", "98765432109.876543210987654320", "0.000000000000000001"]
+    with engine.begin() as conn:
+        for index, (amount, provider) in enumerate(zip(amounts, ("openai", "azure", "openai"), strict=True)):
+            add_call(
+                conn,
+                f"c{index}",
+                parent=None,
+                task_id="t1",
+                task_name="big",
+                step_name="loop",
+                start=BASE,
+                duration_ms=100.0 * (index + 1),
+                provider=provider,
+                model="gpt-4o",
+                cost=amount,
+            )
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT sum(cost_usd) FROM model_calls")).scalar_one()
+        (step,) = analytics.steps(conn)
+        by_provider = {row.provider: row for row in analytics.models(conn)}
+        groups = analytics.call_groups(conn)
+    assert step.cost_usd == stored == Decimal("111111111010.999999999999999999")
+    assert step.model_calls == 3 and step.models == ("gpt-4o",)
+    assert step.latency_ms.p50 == pytest.approx(200.0)
+    assert by_provider["openai"].cost_usd == Decimal("12345678901.123456789012345679")
+    assert by_provider["azure"].model_calls == 1
+    assert sorted((group.provider, group.model_calls) for group in groups) == [("azure", 1), ("openai", 2)]
