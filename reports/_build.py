@@ -58,8 +58,8 @@ def build_report(
     """
     filters = filters or Filters()
     config = rules_config if rules_config is not None else RulesConfig.load()
-    numbers = analytics.summary(conn, filters)
-    groups = analytics.call_groups(conn, filters)  # read once for the steps, the models and a sample's scaling
+    groups = analytics.call_groups(conn, filters)  # read once for the summary, steps, models and a sample's scaling
+    numbers = analytics.summary(conn, filters, groups)
     analysis = analyse(conn, filters, config, groups=groups)
     findings = analysis.findings
     projection = None

@@ -7,7 +7,8 @@ because calls are unpriced: unpriced never means $0).
 
 from __future__ import annotations
 
-from agentprof.analytics._breakdowns import CallGroup, ModelRow, StepRow, call_groups, models, steps
+from agentprof.analytics._breakdowns import ModelRow, StepRow, models, steps
+from agentprof.analytics._groups import CallGroup, call_groups
 from agentprof.analytics._sql import Filters
 from agentprof.analytics._summary import (
     CostStats,

@@ -5,28 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from agentprof.analytics._sql import (
-    Filters,
-    call_conditions,
-    model_name,
-    money,
-    percentile,
-    priced_cost,
-    sum_tokens,
-    to_decimal,
-    unpriced_flag,
-)
+from agentprof.analytics._groups import CallGroup, call_groups, exact_total
+from agentprof.analytics._sql import Filters, call_conditions, percentile
 from agentprof.analytics._summary import LatencyStats
 from agentprof.store.schema import model_calls
 
-#: Digits a sum of stored amounts can need: ``NUMERIC(38, 18)`` values, and a few more for the carry.
-_EXACT_DIGITS = 48
 _NO_LATENCY = LatencyStats(None, None)
 
 
@@ -75,53 +64,6 @@ class ModelRow:
     share: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class CallGroup:
-    """The calls of one (task, step, provider, model): the finest grain the report's tables add up.
-
-    :func:`steps`, :func:`models` and the rules' scaling of a sample (``group_totals``) are sums
-    of these rows, so a report reads the calls once for all three instead of once each (at ten
-    million calls each of those scans cost about as much as a whole ``GROUP BY`` with a p95).
-    """
-
-    task: str
-    step: str
-    provider: str | None
-    model: str | None
-    model_calls: int
-    input_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    output_tokens: int
-    cost_usd: Decimal | None
-    unpriced_calls: int
-
-
-def call_groups(conn: Connection, filters: Filters | None = None) -> list[CallGroup]:
-    """Sum the selected calls by (task, step, provider, model): one scan, a few hundred rows."""
-    filters = filters or Filters()
-    model = model_name()
-    group = (model_calls.c.task_name, model_calls.c.step_name, model_calls.c.provider, model)
-    rows = conn.execute(
-        sa.select(
-            *group,
-            sa.func.count(),
-            sum_tokens(model_calls.c.input_tokens),
-            sum_tokens(model_calls.c.cache_read_tokens),
-            sum_tokens(model_calls.c.cache_write_tokens),
-            sum_tokens(model_calls.c.output_tokens),
-            money(sa.func.sum(priced_cost())),
-            sa.func.sum(unpriced_flag()),
-        )
-        .where(*call_conditions(filters))
-        .group_by(*group)
-    ).all()
-    return [
-        CallGroup(task, step, provider, model, calls, int(i), int(cr), int(cw), int(o), to_decimal(cost), int(unpriced))
-        for task, step, provider, model, calls, i, cr, cw, o, cost, unpriced in rows
-    ]
-
-
 def steps(conn: Connection, filters: Filters | None = None, groups: Sequence[CallGroup] | None = None) -> list[StepRow]:
     """Group the selected calls by (task, step), most expensive first.
 
@@ -149,7 +91,7 @@ def steps(conn: Connection, filters: Filters | None = None, groups: Sequence[Cal
     for row in groups:
         by_step[row.task, row.step].append(row)
     sums = {key: _sums(rows) for key, rows in by_step.items()}
-    total = _total([step.cost for step in sums.values()])
+    total = exact_total([step.cost for step in sums.values()])
     result = [
         StepRow(
             task=task,
@@ -181,7 +123,7 @@ def models(
     for row in groups:
         by_model[row.provider, row.model].append(row)
     sums = {key: _sums(rows) for key, rows in by_model.items()}
-    total = _total([model.cost for model in sums.values()])
+    total = exact_total([model.cost for model in sums.values()])
     result = [
         ModelRow(
             provider=provider,
@@ -219,21 +161,9 @@ def _sums(rows: Sequence[CallGroup]) -> _Sums:
         sum(row.cache_read_tokens for row in rows),
         sum(row.cache_write_tokens for row in rows),
         sum(row.output_tokens for row in rows),
-        _total([row.cost_usd for row in rows]),
+        exact_total([row.cost_usd for row in rows]),
         sum(row.unpriced_calls for row in rows),
     )
-
-
-def _total(costs: list[Decimal | None]) -> Decimal | None:
-    """The exact sum of the known costs, ``None`` if none is known (as SQL's ``sum`` of NULLs).
-
-    Exact beyond the default context's 28 digits: the store keeps 38 (``NUMERIC(38, 18)``).
-    """
-    known = [cost for cost in costs if cost is not None]
-    if not known:
-        return None
-    with localcontext(prec=_EXACT_DIGITS):
-        return sum(known, Decimal(0))
 
 
 def _share(cost: Decimal | None, total: Decimal | None) -> float | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from agentprof.analytics._groups import CallGroup, call_groups, exact_total
 from agentprof.analytics._sql import (
     Filters,
     call_conditions,
@@ -17,7 +19,6 @@ from agentprof.analytics._sql import (
     priced_cost,
     task_conditions,
     to_decimal,
-    unpriced_flag,
 )
 from agentprof.store.schema import model_calls, tasks
 
@@ -77,25 +78,23 @@ class SelectionSize:
         return self.tasks == 0 and self.model_calls == 0
 
 
-def summary(conn: Connection, filters: Filters | None = None) -> Summary:
+def summary(conn: Connection, filters: Filters | None = None, groups: Sequence[CallGroup] | None = None) -> Summary:
     """Compute the headline numbers of the selection.
 
     A task's cost is the sum of its priced calls. A task without calls costs 0 (it really
     cost nothing); a task whose calls are all unpriced has an unknown cost and is left out of
     the mean and percentiles rather than counted as $0. ``cost_per_successful_task_usd`` divides
     *all* spend in the selection (failed tasks and untracked calls included) by the number of
-    successful tasks: what one success really costs.
+    successful tasks: what one success really costs. ``groups`` (:func:`~agentprof.analytics.call_groups`
+    of the same selection) saves reading the calls again for their totals.
     """
     filters = filters or Filters()
-    calls = conn.execute(
-        sa.select(
-            sa.func.count().label("calls"),
-            sa.func.coalesce(sa.func.sum(unpriced_flag()), 0).label("unpriced"),
-            money(sa.func.sum(priced_cost())).label("cost"),
-        ).where(*call_conditions(filters))
-    ).one()
-    total_cost = to_decimal(calls.cost)
-    if total_cost is None and calls.calls == 0:
+    if groups is None:
+        groups = call_groups(conn, filters)
+    call_count = sum(group.model_calls for group in groups)
+    unpriced_calls = sum(group.unpriced_calls for group in groups)
+    total_cost = exact_total([group.cost_usd for group in groups])
+    if total_cost is None and call_count == 0:
         total_cost = Decimal(0)
 
     # Calls are summed per task first and then joined, rather than joining every call to its task
@@ -141,8 +140,8 @@ def summary(conn: Connection, filters: Filters | None = None) -> Summary:
     return Summary(
         tasks=stats.tasks,
         failed_tasks=stats.failed,
-        model_calls=calls.calls,
-        unpriced_calls=calls.unpriced,
+        model_calls=call_count,
+        unpriced_calls=unpriced_calls,
         total_cost_usd=total_cost,
         cost_per_task_usd=CostStats(mean, money_from_float(stats.cost_p50), money_from_float(stats.cost_p95)),
         cost_per_successful_task_usd=total_cost / successful if total_cost is not None and successful else None,

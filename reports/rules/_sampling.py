@@ -32,14 +32,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from agentprof.analytics import CallGroup, Filters
+from agentprof.analytics._groups import EXACT_DIGITS
 from agentprof.analytics._sql import call_conditions
 from agentprof.store.schema import model_calls
 
 from ._base import ZERO, CallRecord, Finding
 
 _GroupKey = tuple[str, str, str]
-#: Digits a sum of stored amounts can need (``NUMERIC(38, 18)`` values, and the carry).
-_EXACT_DIGITS = 48
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +91,7 @@ def group_totals(groups: Iterable[CallGroup]) -> dict[_GroupKey, _Totals]:
     """
     costs: dict[_GroupKey, Decimal] = {}
     counts: dict[_GroupKey, int] = {}
-    with localcontext(prec=_EXACT_DIGITS):
+    with localcontext(prec=EXACT_DIGITS):
         for row in groups:
             key = (row.task, row.step, row.model or "")
             costs[key] = costs.get(key, ZERO) + (row.cost_usd or ZERO)

@@ -84,7 +84,7 @@ def test_breakdowns_of_empty_store(empty_conn: sa.Connection) -> None:
     assert analytics.models(empty_conn) == []
 
 
-def test_step_and_model_sums_stay_exact_beyond_28_digits(engine: sa.Engine) -> None:
+def test_step_model_and_summary_sums_stay_exact_beyond_28_digits(engine: sa.Engine) -> None:
     # Each amount has 30 significant digits: Decimal's default context (28) would round their sum.
     amounts = ["12345678901.123456789012345678", "98765432109.876543210987654320", "0.000000000000000001"]
     with engine.begin() as conn:
@@ -107,7 +107,8 @@ def test_step_and_model_sums_stay_exact_beyond_28_digits(engine: sa.Engine) -> N
         (step,) = analytics.steps(conn)
         by_provider = {row.provider: row for row in analytics.models(conn)}
         groups = analytics.call_groups(conn)
-    assert step.cost_usd == stored == Decimal("111111111010.999999999999999999")
+        total = analytics.summary(conn, groups=groups).total_cost_usd
+    assert step.cost_usd == stored == total == Decimal("111111111010.999999999999999999")
     assert step.model_calls == 3 and step.models == ("gpt-4o",)
     assert step.latency_ms.p50 == pytest.approx(200.0)
     assert by_provider["openai"].cost_usd == Decimal("12345678901.123456789012345679")
