@@ -8,7 +8,7 @@ because calls are unpriced: unpriced never means $0).
 from __future__ import annotations
 
 from agentprof.analytics._breakdowns import ModelRow, StepRow, models, steps
-from agentprof.analytics._groups import CallGroup, call_groups
+from agentprof.analytics._groups import CallGroup, CallTotals, call_groups
 from agentprof.analytics._sql import Filters
 from agentprof.analytics._summary import (
     CostStats,
@@ -25,6 +25,7 @@ from agentprof.analytics._tree import CallNode, StepNode, TaskLookupError, TaskT
 __all__ = [
     "CallGroup",
     "CallNode",
+    "CallTotals",
     "CostStats",
     "Filters",
     "LatencyStats",

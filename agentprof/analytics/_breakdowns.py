@@ -6,12 +6,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from agentprof.analytics._groups import CallGroup, call_groups, exact_total
+from agentprof.analytics._groups import CallGroup, add_up, call_groups, exact_total
 from agentprof.analytics._sql import Filters, call_conditions, percentile
 from agentprof.analytics._summary import LatencyStats
 from agentprof.store.schema import model_calls
@@ -90,22 +89,16 @@ def steps(conn: Connection, filters: Filters | None = None, groups: Sequence[Cal
     by_step: dict[tuple[str, str], list[CallGroup]] = defaultdict(list)
     for row in groups:
         by_step[row.task, row.step].append(row)
-    sums = {key: _sums(rows) for key, rows in by_step.items()}
-    total = exact_total([step.cost for step in sums.values()])
+    sums = {key: add_up(rows) for key, rows in by_step.items()}
+    total = exact_total([step.cost_usd for step in sums.values()])
     result = [
         StepRow(
             task=task,
             step=step,
-            model_calls=sum_.calls,
             models=tuple(sorted({row.model for row in by_step[task, step] if row.model is not None})),
-            input_tokens=sum_.input_tokens,
-            cache_read_tokens=sum_.cache_read_tokens,
-            cache_write_tokens=sum_.cache_write_tokens,
-            output_tokens=sum_.output_tokens,
-            cost_usd=sum_.cost,
-            unpriced_calls=sum_.unpriced_calls,
-            share=_share(sum_.cost, total),
+            share=_share(sum_.cost_usd, total),
             latency_ms=latencies.get((task, step), _NO_LATENCY),  # a step written between the two reads
+            **sum_._asdict(),
         )
         for (task, step), sum_ in sums.items()
     ]
@@ -122,48 +115,14 @@ def models(
     by_model: dict[tuple[str | None, str | None], list[CallGroup]] = defaultdict(list)
     for row in groups:
         by_model[row.provider, row.model].append(row)
-    sums = {key: _sums(rows) for key, rows in by_model.items()}
-    total = exact_total([model.cost for model in sums.values()])
+    sums = {key: add_up(rows) for key, rows in by_model.items()}
+    total = exact_total([model.cost_usd for model in sums.values()])
     result = [
-        ModelRow(
-            provider=provider,
-            model=model,
-            model_calls=sum_.calls,
-            input_tokens=sum_.input_tokens,
-            cache_read_tokens=sum_.cache_read_tokens,
-            cache_write_tokens=sum_.cache_write_tokens,
-            output_tokens=sum_.output_tokens,
-            cost_usd=sum_.cost,
-            unpriced_calls=sum_.unpriced_calls,
-            share=_share(sum_.cost, total),
-        )
+        ModelRow(provider=provider, model=model, share=_share(sum_.cost_usd, total), **sum_._asdict())
         for (provider, model), sum_ in sums.items()
     ]
     result.sort(key=lambda m: (*_by_cost_desc(m.cost_usd), m.provider or "", m.model or ""))
     return result
-
-
-class _Sums(NamedTuple):
-    calls: int
-    input_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    output_tokens: int
-    cost: Decimal | None
-    unpriced_calls: int
-
-
-def _sums(rows: Sequence[CallGroup]) -> _Sums:
-    """What ``rows`` add up to (the cost is ``None`` when none of them is priced)."""
-    return _Sums(
-        sum(row.model_calls for row in rows),
-        sum(row.input_tokens for row in rows),
-        sum(row.cache_read_tokens for row in rows),
-        sum(row.cache_write_tokens for row in rows),
-        sum(row.output_tokens for row in rows),
-        exact_total([row.cost_usd for row in rows]),
-        sum(row.unpriced_calls for row in rows),
-    )
 
 
 def _share(cost: Decimal | None, total: Decimal | None) -> float | None:

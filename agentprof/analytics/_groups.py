@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,6 +26,18 @@ from agentprof.store.schema import model_calls
 EXACT_DIGITS = 48
 
 
+class CallTotals(NamedTuple):
+    """What some calls add up to; the names are those of :class:`~agentprof.analytics.StepRow`'s fields."""
+
+    model_calls: int
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    cost_usd: Decimal | None  # priced calls only; None when none is priced
+    unpriced_calls: int
+
+
 @dataclass(frozen=True, slots=True)
 class CallGroup:
     """The calls of one (task, step, provider, model): the finest grain the report's tables add up.
@@ -38,13 +52,7 @@ class CallGroup:
     step: str
     provider: str | None
     model: str | None
-    model_calls: int
-    input_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    output_tokens: int
-    cost_usd: Decimal | None
-    unpriced_calls: int
+    totals: CallTotals
 
 
 def call_groups(conn: Connection, filters: Filters | None = None) -> list[CallGroup]:
@@ -67,9 +75,25 @@ def call_groups(conn: Connection, filters: Filters | None = None) -> list[CallGr
         .group_by(*group)
     ).all()
     return [
-        CallGroup(task, step, provider, model, calls, int(i), int(cr), int(cw), int(o), to_decimal(cost), int(unpriced))
-        for task, step, provider, model, calls, i, cr, cw, o, cost, unpriced in rows
+        CallGroup(
+            task, step, provider, model, CallTotals(n, int(i), int(cr), int(cw), int(o), to_decimal(cost), int(u))
+        )
+        for task, step, provider, model, n, i, cr, cw, o, cost, u in rows
     ]
+
+
+def add_up(groups: Iterable[CallGroup]) -> CallTotals:
+    """The totals of ``groups`` together (the cost exact, ``None`` when no call is priced)."""
+    totals = [group.totals for group in groups]
+    return CallTotals(
+        sum(t.model_calls for t in totals),
+        sum(t.input_tokens for t in totals),
+        sum(t.cache_read_tokens for t in totals),
+        sum(t.cache_write_tokens for t in totals),
+        sum(t.output_tokens for t in totals),
+        exact_total([t.cost_usd for t in totals]),
+        sum(t.unpriced_calls for t in totals),
+    )
 
 
 def exact_total(costs: list[Decimal | None]) -> Decimal | None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from agentprof.analytics._groups import CallGroup, call_groups, exact_total
+from agentprof.analytics._groups import CallGroup, add_up, call_groups
 from agentprof.analytics._sql import (
     Filters,
     call_conditions,
@@ -91,10 +91,9 @@ def summary(conn: Connection, filters: Filters | None = None, groups: Sequence[C
     filters = filters or Filters()
     if groups is None:
         groups = call_groups(conn, filters)
-    call_count = sum(group.model_calls for group in groups)
-    unpriced_calls = sum(group.unpriced_calls for group in groups)
-    total_cost = exact_total([group.cost_usd for group in groups])
-    if total_cost is None and call_count == 0:
+    calls = add_up(groups)
+    total_cost = calls.cost_usd
+    if total_cost is None and calls.model_calls == 0:
         total_cost = Decimal(0)
 
     # Calls are summed per task first and then joined, rather than joining every call to its task
@@ -140,8 +139,8 @@ def summary(conn: Connection, filters: Filters | None = None, groups: Sequence[C
     return Summary(
         tasks=stats.tasks,
         failed_tasks=stats.failed,
-        model_calls=call_count,
-        unpriced_calls=unpriced_calls,
+        model_calls=calls.model_calls,
+        unpriced_calls=calls.unpriced_calls,
         total_cost_usd=total_cost,
         cost_per_task_usd=CostStats(mean, money_from_float(stats.cost_p50), money_from_float(stats.cost_p95)),
         cost_per_successful_task_usd=total_cost / successful if total_cost is not None and successful else None,

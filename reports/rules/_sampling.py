@@ -94,8 +94,8 @@ def group_totals(groups: Iterable[CallGroup]) -> dict[_GroupKey, _Totals]:
     with localcontext(prec=EXACT_DIGITS):
         for row in groups:
             key = (row.task, row.step, row.model or "")
-            costs[key] = costs.get(key, ZERO) + (row.cost_usd or ZERO)
-            counts[key] = counts.get(key, 0) + row.model_calls
+            costs[key] = costs.get(key, ZERO) + (row.totals.cost_usd or ZERO)
+            counts[key] = counts.get(key, 0) + row.totals.model_calls
     return {key: _Totals(costs[key], counts[key]) for key in costs}
 
 

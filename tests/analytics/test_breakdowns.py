@@ -113,4 +113,4 @@ def test_step_model_and_summary_sums_stay_exact_beyond_28_digits(engine: sa.Engi
     assert step.latency_ms.p50 == pytest.approx(200.0)
     assert by_provider["openai"].cost_usd == Decimal("12345678901.123456789012345679")
     assert by_provider["azure"].model_calls == 1
-    assert sorted((group.provider, group.model_calls) for group in groups) == [("azure", 1), ("openai", 2)]
+    assert sorted((group.provider, group.totals.model_calls) for group in groups) == [("azure", 1), ("openai", 2)]
