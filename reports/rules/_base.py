@@ -77,8 +77,6 @@ class CallRecord(NamedTuple):
     """
 
     span_id: str
-    trace_id: str
-    parent_span_id: str | None
     task_id: str | None
     task_name: str
     step_name: str
@@ -106,7 +104,6 @@ class CallRecord(NamedTuple):
     response_format: str | None
     tool_choice: str | None
     output_hash: str | None
-    output_chars: int | None
     temperature: float | None
     attempts: int | None
     finish_reasons: str | None
@@ -146,7 +143,6 @@ class ToolRecord(NamedTuple):
     """One tool step (``@agentprof.step(kind="tool")``) as the rules see it."""
 
     span_id: str
-    parent_span_id: str | None
     task_id: str | None
     task_name: str
     step_name: str

@@ -59,8 +59,6 @@ def _tokens(column: sa.Column[Any]) -> ColumnElement[int]:
 # In CallRecord's field order: records are built positionally from these rows.
 _CALL_COLUMNS: tuple[ColumnElement[Any], ...] = (
     model_calls.c.span_id,
-    model_calls.c.trace_id,
-    model_calls.c.parent_span_id,
     model_calls.c.task_id,
     model_calls.c.task_name,
     model_calls.c.step_name,
@@ -88,7 +86,6 @@ _CALL_COLUMNS: tuple[ColumnElement[Any], ...] = (
     model_calls.c.response_format,
     model_calls.c.tool_choice,
     model_calls.c.output_hash,
-    model_calls.c.output_chars,
     model_calls.c.temperature,
     model_calls.c.attempts,
     model_calls.c.finish_reasons,
@@ -98,7 +95,6 @@ _CALL_COLUMNS: tuple[ColumnElement[Any], ...] = (
 
 _TOOL_COLUMNS: tuple[ColumnElement[Any], ...] = (
     spans.c.span_id,
-    spans.c.parent_span_id,
     spans.c.task_id,
     spans.c.task_name,
     spans.c.step_name,

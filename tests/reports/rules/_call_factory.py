@@ -41,8 +41,6 @@ def call(
     start = T0 + int(at * SECOND)
     fields: dict[str, Any] = dict(
         span_id=span_id,
-        trace_id="tr-" + (task or span_id),
-        parent_span_id=None,
         task_id=task,
         task_name=task_name if task is not None else "(untracked)",
         step_name=step,
@@ -74,7 +72,6 @@ def call(
         response_format=None,
         tool_choice=None,
         output_hash=None if status == "error" else output_hash,
-        output_chars=None,
         temperature=temperature,
         attempts=attempts,
         finish_reasons=None if status == "error" else finish,
@@ -98,7 +95,7 @@ def tool(
 ) -> ToolRecord:
     """A tool step at ``T0 + at`` seconds."""
     start = T0 + int(at * SECOND)
-    return ToolRecord(span_id, None, task, task_name, name, start, start + SECOND // 10, status, args, result)
+    return ToolRecord(span_id, task, task_name, name, start, start + SECOND // 10, status, args, result)
 
 
 def run(kind: str, calls: Sequence[CallRecord], tools: Sequence[ToolRecord] = (), config: RulesConfig | None = None,
