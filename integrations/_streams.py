@@ -127,40 +127,32 @@ else:
 class _StreamProxyBase(_ObjectProxy):
     """Shared set-up of the sync and async proxies (attributes prefixed ``_self_`` stay on the proxy).
 
-    Per chunk, the proxy calls ``_self_box[0]`` (the provider state's ``record_chunk`` once the
-    first chunk is marked, ``None`` before it, :func:`_ignore` after the end) with no method of
-    ours in between: the chunk path is most of what a long stream costs us, and reading an
-    attribute of a ``wrapt`` proxy costs ~130 ns here (a plain object's, ~7 ns), so the chunk path
-    reads as few as it can. The box is a list so that a ``for`` loop's generator can hold it.
+    Per chunk, the proxy calls ``box[0]`` (the provider state's ``record_chunk`` once the first
+    chunk is marked, ``None`` before it, :func:`_ignore` after the end) with no method of ours in
+    between: the chunk path is most of what a long stream costs us, and reading an attribute of a
+    ``wrapt`` proxy costs ~130 ns here (a plain object's, ~7 ns), so the chunk path reads one at
+    most: ``_self_pull``, the wrapped stream's next-chunk method with the box. The box is a list
+    so that a ``for`` loop's generator can hold it too.
     """
+
+    _self_next_method = "__next__"
 
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
         self._self_recorder = recorder
-        self._self_box: list[Callable[[Any], None] | None] = [None]
+        box: list[Callable[[Any], None] | None] = [None]
+        self._self_box = box
+        # None when the wrapped object has no such method: the chunk path then asks it again, and
+        # fails as the object itself would.
+        self._self_pull = (getattr(wrapped, self._self_next_method, None), box)
         # Abandonment: the proxy is collected before the stream ended. The callback holds the
         # recorder, never the proxy, so it does not keep the proxy alive.
         self._self_finalizer = weakref.finalize(self, _on_collect, recorder)
 
-    def _self_first_chunk(self, chunk: Any) -> None:
-        box = self._self_box
-        try:
-            if box[0] is None:
-                box[0] = self._self_recorder.start()
-            box[0](chunk)  # type: ignore[misc]  # set just above
-        except Exception as exc:
-            _safety.internal_error("stream.chunk", exc)
-
-    def _self_take(self, chunk: Any) -> None:
-        """Record one chunk pulled by ``next()`` or ``async for`` (a ``for`` loop inlines this)."""
-        record = self._self_box[0]
-        if record is None:
-            self._self_first_chunk(chunk)
-            return
-        try:
-            record(chunk)
-        except Exception as exc:
-            _safety.internal_error("stream.chunk", exc)
+    def _self_start(self) -> Callable[[Any], None]:
+        """The first chunk: mark it, and put what records the chunks into the box."""
+        record = self._self_box[0] = self._self_recorder.start()
+        return record
 
     def _self_exhausted(self) -> None:
         self._self_box[0] = _ignore
@@ -190,8 +182,9 @@ class SyncStreamProxy(_StreamProxyBase):
         return self._self_chunks()
 
     def _self_chunks(self) -> Iterator[Any]:
-        next_chunk = self.__wrapped__.__next__
-        box = self._self_box
+        next_chunk, box = self._self_pull
+        if next_chunk is None:
+            next_chunk = self.__wrapped__.__next__
         while True:
             try:
                 chunk = next_chunk()
@@ -201,26 +194,26 @@ class SyncStreamProxy(_StreamProxyBase):
             except BaseException as exc:
                 self._self_failed(exc)
                 raise
-            record = box[0]
-            if record is None:
-                self._self_first_chunk(chunk)
-            else:
-                try:
-                    record(chunk)
-                except Exception as exc:
-                    _safety.internal_error("stream.chunk", exc)
+            try:
+                (box[0] or self._self_start())(chunk)
+            except Exception as exc:
+                _safety.internal_error("stream.chunk", exc)
             yield chunk
 
     def __next__(self) -> Any:
+        next_chunk, box = self._self_pull
         try:
-            chunk = self.__wrapped__.__next__()
+            chunk = next_chunk() if next_chunk is not None else self.__wrapped__.__next__()
         except StopIteration:
             self._self_exhausted()
             raise
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        self._self_take(chunk)
+        try:
+            (box[0] or self._self_start())(chunk)
+        except Exception as exc:
+            _safety.internal_error("stream.chunk", exc)
         return chunk
 
     def close(self) -> None:
@@ -244,21 +237,31 @@ class SyncStreamProxy(_StreamProxyBase):
 
 
 class AsyncStreamProxy(_StreamProxyBase):
-    """The async twin of :class:`SyncStreamProxy`, around an SDK ``AsyncStream``."""
+    """The async twin of :class:`SyncStreamProxy`, around an SDK ``AsyncStream``.
+
+    ``async for`` goes through :meth:`__anext__` (not an async generator: one collected before
+    its end is finalised by the event loop, and trio warns about each).
+    """
+
+    _self_next_method = "__anext__"
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
 
     async def __anext__(self) -> Any:
+        next_chunk, box = self._self_pull
         try:
-            chunk = await self.__wrapped__.__anext__()
+            chunk = await (next_chunk() if next_chunk is not None else self.__wrapped__.__anext__())
         except StopAsyncIteration:
             self._self_exhausted()
             raise
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        self._self_take(chunk)
+        try:
+            (box[0] or self._self_start())(chunk)
+        except Exception as exc:
+            _safety.internal_error("stream.chunk", exc)
         return chunk
 
     async def close(self) -> None:
