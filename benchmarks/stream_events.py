@@ -10,11 +10,13 @@ finished per stream, amortised over its events). Rounds alternate the order; med
 printed, in nanoseconds per event.
 
     python benchmarks/stream_events.py                 # --events 1000 --streams 200 --rounds 15
+    python benchmarks/stream_events.py --async         # the same through async for
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import tempfile
 import time
@@ -50,6 +52,27 @@ class _Events:
         """Nothing to close."""
 
 
+class _AsyncEvents:
+    """The same, standing in for the SDK's ``AsyncStream`` (``--async``)."""
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: list[Any]) -> None:
+        self._events = iter(events)
+
+    def __aiter__(self) -> _AsyncEvents:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._events)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
 def recorded_streams(events: int) -> dict[str, tuple[list[Any], str, Callable[[], StreamState]]]:
     """Per SDK: one real stream's events with its content events repeated to about ``events``."""
     with TestServer(prompt_cache=False) as server:
@@ -80,6 +103,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000, help="events per stream (about)")
     parser.add_argument("--streams", type=int, default=200, help="streams per variant and round")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--async", dest="use_async", action="store_true", help="async streams, through async for")
     args = parser.parse_args()
     streams = recorded_streams(args.events)
     with tempfile.TemporaryDirectory(prefix="agentprof-stream-events-") as store:
@@ -93,6 +117,23 @@ def main() -> None:
             call = open_call(provider, "bench-model", "chat", True, None, None, None, None)
             for _ in proxy_stream(_Events(events), call, state(), is_async=False):
                 pass
+
+        async def bare_async(events: list[Any]) -> None:
+            async for _ in _AsyncEvents(events):
+                pass
+
+        async def recorded_async(events: list[Any], provider: str, state: StreamState) -> None:
+            call = open_call(provider, "bench-model", "chat", True, None, None, None, None)
+            async for _ in proxy_stream(_AsyncEvents(events), call, state, is_async=True):
+                pass
+
+        if args.use_async:  # one event loop per stream: its start-up is the same for both variants
+
+            def bare(events: list[Any], provider: str, state: Callable[[], StreamState]) -> None:
+                asyncio.run(bare_async(events))
+
+            def recorded(events: list[Any], provider: str, state: Callable[[], StreamState]) -> None:
+                asyncio.run(recorded_async(events, provider, state()))
 
         variants = {"bare": bare, "recorded": recorded}
         figures: dict[tuple[str, str], list[float]] = {}
