@@ -201,20 +201,9 @@ class SyncStreamProxy(_StreamProxyBase):
             yield chunk
 
     def __next__(self) -> Any:
-        next_chunk, box = self._self_pull
-        try:
-            chunk = next_chunk() if next_chunk is not None else self.__wrapped__.__next__()
-        except StopIteration:
-            self._self_exhausted()
-            raise
-        except BaseException as exc:
-            self._self_failed(exc)
-            raise
-        try:
-            (box[0] or self._self_start())(chunk)
-        except Exception as exc:
-            _safety.internal_error("stream.chunk", exc)
-        return chunk
+        # One step of the loop above (a fresh generator, dropped after its first chunk): next() on
+        # a stream is rare next to for loops, so it takes their path rather than a copy of it.
+        return next(self._self_chunks())
 
     def close(self) -> None:
         """Close the SDK stream, then end the span (incomplete unless the end was seen)."""
