@@ -53,7 +53,8 @@ def recommendations_blocks(recommendations: list[Recommendation]) -> Group:
     parts: list[RenderableType] = [Text("Recommendations", style="italic")]
     for number, item in enumerate(recommendations, start=1):
         parts.append(Text.assemble((f"{number:>2}. {item.kind}", "bold"), f"  {where(item)}"))
-        lead = NO_ESTIMATE if promises_nothing(item) else f"saves {savings(item)}"
+        amount = savings(item)
+        lead = amount if amount == NO_ESTIMATE else f"saves {amount}"
         details = Text(f"{lead} · {item.confidence} confidence\n{item.suggestion}")
         parts.append(Padding(details, (0, 0, 0, 4)))
     return Group(*parts)
