@@ -22,7 +22,7 @@ from agentprof import _safety
 from agentprof import _semconv as sc
 from agentprof._calls import Payload
 from agentprof._fingerprint import RequestFingerprints, fingerprint_request, output_fingerprint
-from agentprof._records import SpoolRow
+from agentprof._records import SpoolRow, money_text
 from agentprof._usage import CanonicalUsage
 
 if TYPE_CHECKING:
@@ -294,9 +294,9 @@ class SpanMapper:
         )
         row.update(
             priced=result.priced,
-            cost_usd=str(result.cost_usd) if result.cost_usd is not None else None,
-            input_cost_usd=str(result.input_cost_usd) if result.input_cost_usd is not None else None,
-            output_cost_usd=str(result.output_cost_usd) if result.output_cost_usd is not None else None,
+            cost_usd=money_text(result.cost_usd) if result.cost_usd is not None else None,
+            input_cost_usd=money_text(result.input_cost_usd) if result.input_cost_usd is not None else None,
+            output_cost_usd=money_text(result.output_cost_usd) if result.output_cost_usd is not None else None,
             price_source=result.source,
             price_version=result.version,
             priced_provider=result.priced_provider,

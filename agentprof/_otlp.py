@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from agentprof import _safety
 from agentprof import _semconv as sc
+from agentprof._records import money_text
 from agentprof.exceptions import ConfigError
 
 COST = "gen_ai.usage.cost"
@@ -191,7 +192,7 @@ class CostAttributingExporter(SpanExporter):
             return {UNPRICED: True, UNPRICED_REASON: result.unpriced_reason or "unpriced"}
         return {
             COST: float(result.cost_usd),
-            COST_USD: str(result.cost_usd),
+            COST_USD: money_text(result.cost_usd),
             PRICE_VERSION: result.version or "",
             UNPRICED: False,
         }

@@ -16,7 +16,10 @@ Conventions:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 SPOOL_FORMAT_VERSION = 1
 
@@ -92,3 +95,13 @@ SPOOL_COLUMNS: dict[str, str] = {
 
 SpoolRow = dict[str, Any]
 """One spool record: keys are a subset of :data:`SPOOL_COLUMNS`."""
+
+
+def money_text(amount: Decimal) -> str:
+    """``amount`` as a spool money string: positional notation, every digit kept.
+
+    ``str(Decimal)`` writes very small amounts in scientific notation (``4E-7``), and DuckDB casts
+    such a string to ``DECIMAL`` about 50x slower than ``0.0000004`` (0.16 s per 200,000 values at
+    ingestion). ``format(amount, "f")`` costs ~0.14 µs more than ``str`` on the exporter thread.
+    """
+    return format(amount, "f")

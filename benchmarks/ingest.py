@@ -25,10 +25,12 @@ import json
 import statistics
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from agentprof._config import resolve_store_location
+from agentprof._records import money_text
 from agentprof._spool import SpoolWriter
 from agentprof.store import open_store
 
@@ -76,7 +78,7 @@ def model_call_row(index: int, *, random_id: bool = False, days_ago: int = 0) ->
         "priced": True,
         "cost_usd": "0.000412350000000000",
         "input_cost_usd": "0.00018",
-        "output_cost_usd": "2.3235E-4",
+        "output_cost_usd": money_text(Decimal("2.3235E-4")),  # as the exporter writes it: 0.00023235
         "price_source": "genai-prices",
         "price_version": "genai-prices 0.2.3",
         "priced_provider": provider,

@@ -60,6 +60,17 @@ def test_an_exception_marks_the_call_failed_and_propagates_unchanged(spool_rows:
     assert (row["status"], row["error_type"]) == ("error", "TimeoutError")
 
 
+def test_tiny_amounts_are_written_in_positional_notation(spool_rows: Rows) -> None:
+    # gpt-4o-mini: one input token costs $1.5e-7, which str(Decimal) writes as "1.5E-7"; DuckDB
+    # casts that notation to DECIMAL ~50x slower at ingestion, so the spool holds "0.00000015...".
+    with agentprof.record_model_call("openai", "gpt-4o-mini") as call:
+        call.set_usage(input_tokens=1, output_tokens=1)
+    [row] = calls_of(spool_rows())
+    amounts = [row["cost_usd"], row["input_cost_usd"], row["output_cost_usd"]]
+    assert [Decimal(text) for text in amounts] == [Decimal("7.5e-7"), Decimal("1.5e-7"), Decimal("6e-7")]
+    assert all(text.startswith("0.000000") and "E" not in text.upper() for text in amounts)
+
+
 def test_user_prices_and_base_url_apply(spool_rows: Rows, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.agentprof.prices."my-llama"]\ninput = 0.2\noutput = 0.6\n')
     monkeypatch.chdir(tmp_path)

@@ -33,7 +33,7 @@ from typing import Any
 from agentprof import _semconv as sc
 from agentprof._calls import Payload
 from agentprof._mapping import SpanFields, SpanMapper, set_fingerprint_fields
-from agentprof._records import SPOOL_COLUMNS, SpoolRow
+from agentprof._records import SPOOL_COLUMNS, SpoolRow, money_text
 from agentprof.ingest import _content, _dialects
 from agentprof.ingest._decode import FlatSpan
 from agentprof.ingest._dialects import Role
@@ -242,7 +242,7 @@ def _use_provided_cost(row: SpoolRow, attributes: Mapping[str, Any]) -> None:
         return
     row.update(
         priced=True,
-        cost_usd=str(cost),
+        cost_usd=money_text(cost),
         price_source="provided",
         price_version="emitter-provided cost",
         unpriced_reason=None,
