@@ -204,6 +204,8 @@ class SpanMapper:
         self, row: SpoolRow, start_ns: int, attributes: Mapping[str, Any], payload: Payload | None
     ) -> None:
         provider = attributes.get(sc.GEN_AI_PROVIDER_NAME) or attributes.get(sc.GEN_AI_SYSTEM)
+        if not isinstance(provider, str):  # a received span may carry any value (a list crashed the look-up below)
+            provider = None
         request_model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
         response_model = attributes.get(sc.GEN_AI_RESPONSE_MODEL)
         usage = usage_from_attributes(attributes)

@@ -369,6 +369,13 @@ def test_unknown_usage_is_unpriced_not_zero() -> None:
     assert call["usage_known"] is False and call["priced"] is False and call["cost_usd"] is None
 
 
+def test_a_provider_that_is_not_a_string_is_dropped_not_a_crash() -> None:
+    # Found by test_fuzz: an agentprof span received with a list for gen_ai.system raised TypeError.
+    attributes = {"agentprof.kind": "model_call", "gen_ai.system": ["openai"], "gen_ai.request.model": "gpt-4o"}
+    [call] = rows_of([S(1, None, "chat gpt-4o", attributes)])
+    assert call["provider"] is None and call["request_model"] == "gpt-4o" and call["priced"] is False
+
+
 def test_error_status_and_resource_pid() -> None:
     rows = rows_of(
         [S(1, None, "agent run", {"agent_name": "a"}, error=True)], resource={"process.pid": 4242}, service="api"
