@@ -10,7 +10,7 @@ through Python (``executemany`` is ~250x slower here):
 2. spans already stored, and second copies of a span within the batch, are deleted from the
    staging table (:meth:`DuckDBLoader.load`), so a span exported twice is stored once;
 3. set-based ``INSERT ... SELECT`` statements split the staging table into ``tasks``, ``spans``
-   (every span: the tree ``show`` draws) and ``model_calls``.
+   (tasks, steps and tools: the tree ``show`` draws) and ``model_calls``.
 
 Why this shape (profiled on 200 segments x 1,000 model calls, CPU seconds per 200,000 rows):
 
@@ -88,10 +88,12 @@ ROWS_PER_SEGMENT = f"SELECT {SEGMENT_COLUMN}, count(*) FROM {STAGING} GROUP BY {
 BATCH_SUMMARY = (
     f"SELECT min(start_time_ns), max(start_time_ns), count(span_id) - count(DISTINCT span_id) FROM {STAGING}"
 )
-#: A stored copy of a span has the span's start time, so only the batch's time range is read.
+#: A stored copy of a span has the span's start time, so only the batch's time range is read (of
+#: ``spans`` for tasks and steps, of ``model_calls`` for model calls, which ``spans`` does not repeat).
 DROP_STORED = (
-    f"DELETE FROM {STAGING} WHERE span_id IN "
-    f"(SELECT span_id FROM {schema.spans.name} WHERE start_time_ns BETWEEN $1 AND $2)"
+    f"DELETE FROM {STAGING} WHERE span_id IN ("
+    f"SELECT span_id FROM {schema.spans.name} WHERE start_time_ns BETWEEN $1 AND $2 UNION ALL "
+    f"SELECT span_id FROM {schema.model_calls.name} WHERE start_time_ns BETWEEN $1 AND $2)"
 )
 #: Keeps the copy from the oldest segment (names sort by time); NULL ids are left to fail NOT NULL.
 DROP_REPEATS = (
@@ -131,7 +133,12 @@ _PER_TABLE: dict[str, dict[str, str]] = {
         "priced": "coalesce(priced, cost_usd IS NOT NULL)",
     },
 }
-_KIND_FILTER = {"tasks": " WHERE kind = 'task'", "spans": "", "model_calls": " WHERE kind = 'model_call'"}
+# A row without a kind goes to ``spans``, whose NOT NULL condemns its segment (rather than vanish).
+_KIND_FILTER = {
+    "tasks": " WHERE kind = 'task'",
+    "spans": " WHERE kind IS DISTINCT FROM 'model_call'",
+    "model_calls": " WHERE kind = 'model_call'",
+}
 
 
 def _expression(table: Table, column: str) -> str:

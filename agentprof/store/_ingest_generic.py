@@ -120,15 +120,16 @@ def convert(table: Table, row: SpoolRow) -> dict[str, Any]:
 
 
 def split(rows: Sequence[SpoolRow]) -> dict[str, list[dict[str, Any]]]:
-    """Convert spool rows into rows of ``tasks``, ``spans`` (all) and ``model_calls``."""
+    """Convert spool rows into rows of ``tasks``, ``spans`` (all but model calls) and ``model_calls``."""
     out: dict[str, list[dict[str, Any]]] = {"tasks": [], "spans": [], "model_calls": []}
     for row in rows:
         kind = row.get("kind")
+        if kind == "model_call":
+            out["model_calls"].append(convert(schema.model_calls, row))
+            continue
         out["spans"].append(convert(schema.spans, row))
         if kind == "task":
             out["tasks"].append(convert(schema.tasks, row))
-        elif kind == "model_call":
-            out["model_calls"].append(convert(schema.model_calls, row))
     return out
 
 

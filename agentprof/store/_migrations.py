@@ -73,9 +73,21 @@ def _m002_duckdb_span_tables_without_primary_keys(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {table}_m002 RENAME TO {table}")
 
 
+def _m003_model_calls_only_in_model_calls(conn: Connection) -> None:
+    """Delete the copies of model calls from ``spans``: a model call is stored in ``model_calls`` alone.
+
+    Ingestion stopped writing them (see :mod:`agentprof.store.schema`). Left in place they would
+    be harmless to this version, but an older agentprof finds stored duplicates in ``spans`` only:
+    the schema version this step raises makes it refuse the store instead of storing a
+    re-exported call twice.
+    """
+    conn.exec_driver_sql("DELETE FROM spans WHERE kind = 'model_call'")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("m001_initial", _m001_initial),
     Migration("m002_duckdb_span_tables_without_primary_keys", _m002_duckdb_span_tables_without_primary_keys),
+    Migration("m003_model_calls_only_in_model_calls", _m003_model_calls_only_in_model_calls),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -9,6 +9,10 @@ Design notes:
     * ``start_time`` is a naive UTC ``TIMESTAMP``; ``start_time_ns`` keeps full precision.
     * ``model_calls`` repeats the task/step names it was recorded under so the hot report
       queries (cost by task, step, model) need no joins.
+    * ``spans`` holds the other spans (tasks, steps, tools): the tree ``show`` draws from them and
+      the calls. A model call is stored once, in ``model_calls`` (migration ``m003``): a copy in
+      ``spans`` was read by nothing but the duplicate check, and writing it cost a seventh of the
+      ingestion time.
     * The span tables' primary keys exist everywhere except in DuckDB (see :func:`_span_key`):
       there ingestion removes duplicate spans itself, because the ART index behind a key cost
       0.3 s of CPU per 200,000 spans loaded into an empty store, 1.5 s in a store of 2.2 million
@@ -103,7 +107,7 @@ spans = Table(
     Column("span_id", String, nullable=False),
     Column("trace_id", String, nullable=False),
     Column("parent_span_id", String),
-    Column("kind", String, nullable=False),  # "task" | "step" | "model_call"
+    Column("kind", String, nullable=False),  # "task" | "step" (model calls are in model_calls alone)
     Column("name", String, nullable=False),
     Column("task_id", String),
     Column("task_name", String, nullable=False),

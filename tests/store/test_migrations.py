@@ -100,12 +100,41 @@ def test_m002_rebuilds_a_duckdb_store_of_m001_without_span_primary_keys(location
         for table in _SPAN_KEYS:
             assert _constraints(conn, table) == required[table], table  # the NOT NULLs, no key
         assert conn.execute("SELECT * FROM tasks ORDER BY ALL").fetchall() == before["tasks"]
-        assert conn.execute("SELECT count(*) FROM spans").fetchone() == (6,)
+        assert conn.execute("SELECT count(*) FROM spans").fetchone() == (2,)  # the task and the step
         # The old rows come through intact and span 12, sent again, is still stored once.
         calls = conn.execute("SELECT * FROM model_calls WHERE span_id <> ? ORDER BY ALL", [span_id(13)]).fetchall()
         assert calls == before["model_calls"]
     finally:
         conn.close()
+
+
+def test_m003_deletes_the_copies_of_model_calls_an_older_version_wrote_into_spans(location: StoreLocation) -> None:
+    write_segments(location.spool_dir, [[task_row(1), step_row(2, task=1), *model_calls(10, 3, task=1)]])
+    with open_store(location):
+        pass
+    assert location.db_path is not None
+    conn = duckdb.connect(str(location.db_path))
+    # What ingestion before m003 wrote: every model call in spans too.
+    conn.execute(
+        "INSERT INTO spans (span_id, trace_id, parent_span_id, kind, name, task_id, task_name, step_name, "
+        "start_time, start_time_ns, end_time_ns, duration_ms, status) SELECT span_id, trace_id, parent_span_id, "
+        "'model_call', 'chat', task_id, task_name, step_name, start_time, start_time_ns, end_time_ns, duration_ms, "
+        "status FROM model_calls"
+    )
+    conn.execute("DELETE FROM agentprof_migrations WHERE name LIKE 'm003%'")
+    conn.execute("UPDATE agentprof_meta SET value = '2' WHERE key = 'schema_version'")
+    assert conn.execute("SELECT count(*) FROM spans").fetchone() == (5,)
+    conn.close()
+
+    write_segments(location.spool_dir, [[model_call_row(12, task=1), model_call_row(13, task=1)]])
+    with open_store(location) as store, store.engine.connect() as sa_conn:
+        assert applied_migrations(sa_conn)[-1] == "m003_model_calls_only_in_model_calls"
+        assert read_meta(sa_conn)["schema_version"] == str(SCHEMA_VERSION)
+        kinds = sa_conn.execute(select(schema.spans.c.kind).order_by(schema.spans.c.span_id)).scalars().all()
+        calls = sa_conn.execute(select(schema.model_calls.c.span_id).order_by(schema.model_calls.c.span_id))
+        assert kinds == ["task", "step"]
+        # Span 12, sent again after the migration, is still found among the stored calls.
+        assert calls.scalars().all() == [span_id(n) for n in range(10, 14)]
 
 
 def test_span_primary_keys_stay_outside_duckdb(tmp_path: Path) -> None:
