@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -28,8 +28,16 @@ _HEALTH_INTERVAL_S = 5.0
 class StoreSpanExporter(SpanExporter):
     """Maps finished spans to records and appends them to this process's spool."""
 
-    def __init__(self, spool_dir: Path, *, service_name: str) -> None:
+    def __init__(
+        self,
+        spool_dir: Path,
+        *,
+        service_name: str,
+        forward: Callable[[ReadableSpan, SpoolRow | None], None] | None = None,
+    ) -> None:
+        """``forward`` (the OTLP tee, :func:`agentprof._otlp.forwarder`) gets every span with its row."""
         self.spool_dir = spool_dir
+        self._forward = forward
         self._writer = SpoolWriter(spool_dir)
         self._mapper = SpanMapper(service_name)
         self._lock = threading.Lock()
@@ -50,15 +58,21 @@ class StoreSpanExporter(SpanExporter):
         if self._shutdown:
             return SpanExportResult.FAILURE
         rows: list[SpoolRow] = []
+        forward = self._forward
         for span in spans:
             payload = None
+            row = None
             try:
                 context = span.context
                 payload = take_payload(context.span_id) if context is not None else None
                 row = self._mapper.map(span, payload)
             except Exception as exc:
                 _safety.internal_error("exporter.map", exc)
-                continue
+            if forward is not None:  # before the spool is written: a full disk must not stop the tee
+                try:
+                    forward(span, row)
+                except Exception as exc:
+                    _safety.internal_error("exporter.forward", exc)
             if row is not None:
                 rows.append(row)
         with self._lock:

@@ -59,6 +59,32 @@ def set_fingerprint_fields(row: SpoolRow, fingerprints: RequestFingerprints) -> 
     row["tool_choice"] = fingerprints.tool_choice
 
 
+#: What the analyses read of a model call beyond usage and cost, as span attributes: (attribute, spool
+#: column, type). The OTLP tee adds them to exported model-call spans (:func:`agentprof._otlp.with_analysis`)
+#: and the mapping reads them back when a span arrives without its payload (``agentprof serve``
+#: receiving another process's spans), so a store fed over OTLP holds the fingerprints and output
+#: hashes the cache, duplicate and retry rules need, as the local store does.
+ANALYSIS_ATTRIBUTES: tuple[tuple[str, str, type], ...] = (
+    (sc.AGENTPROF_REQUEST_FINGERPRINT, "request_fingerprint", str),
+    (sc.AGENTPROF_PREFIX_FINGERPRINTS, "prefix_fingerprints", str),
+    (sc.AGENTPROF_CACHE_BREAKPOINTS, "cache_breakpoints", int),
+    (sc.AGENTPROF_TOOL_COUNT, "tool_count", int),
+    (sc.AGENTPROF_RESPONSE_FORMAT, "response_format", str),
+    (sc.AGENTPROF_TOOL_CHOICE, "tool_choice", str),
+    (sc.AGENTPROF_OUTPUT_HASH, "output_hash", str),
+    (sc.AGENTPROF_OUTPUT_CHARS, "output_chars", int),
+    (sc.AGENTPROF_RAW_USAGE, "raw_usage", str),
+)
+
+
+def _analysis_from_attributes(row: SpoolRow, attributes: Mapping[str, Any]) -> None:
+    """Fill a model call's :data:`ANALYSIS_ATTRIBUTES` columns from its span (values of another type are ignored)."""
+    for attribute, column, kind in ANALYSIS_ATTRIBUTES:
+        value = attributes.get(attribute)
+        if isinstance(value, kind) and not isinstance(value, bool):
+            row[column] = value
+
+
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -239,6 +265,8 @@ class SpanMapper:
         base_url = payload.base_url if payload is not None else attributes.get(sc.AGENTPROF_BASE_URL)
         if payload is not None:
             self._map_payload(row, payload, str(provider or ""))
+        else:
+            _analysis_from_attributes(row, attributes)
         # Bedrock and Vertex answer with Anthropic's model name, but bill by their own model id
         # (a `global.` inference profile costs more than a regional one): price by the request.
         priced_model = (

@@ -1,7 +1,9 @@
 """OTLP export beside the local store: a live tee to the observability stack a team already runs.
 
 ``agentprof.configure(otlp=True)`` (or ``AGENTPROF_OTLP=1``) adds the OpenTelemetry SDK's own
-OTLP exporter, behind its own bounded ``BatchSpanProcessor``, next to the store exporter. It is
+OTLP exporter, behind its own bounded ``BatchSpanProcessor``, after the store exporter: the store
+exporter hands every span it saw on to that processor once it has mapped it (:func:`forwarder`),
+so the model-call spans leave with what the mapping found. It is
 configured by the standard variables, read by the SDK exporter itself:
 ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``, ``_COMPRESSION``, ``_TIMEOUT``, and
 ``_PROTOCOL`` (``http/protobuf`` by default; ``grpc`` when its package is installed).
@@ -10,7 +12,12 @@ Model-call spans leave with their cost, in the dialects backends read: ``gen_ai.
 (OpenLIT's and Langfuse's float USD) and agentprof's own ``agentprof.cost_usd`` (the exact
 decimal, as a string), with the price provenance (``agentprof.price.version``) and
 ``agentprof.price.unpriced`` (plus the reason) for calls without a price, which carry no cost
-attribute at all rather than a false $0.
+attribute at all rather than a false $0. They also carry what agentprof's analyses read of a
+call and its request body, which never leaves the process itself
+(:data:`agentprof._mapping.ANALYSIS_ATTRIBUTES`: request and prefix fingerprints, cache
+breakpoints, tool count, response format and tool choice, output hash and length, the provider's
+usage block): hashes and counts, no text. ``agentprof serve`` reads them back, so a store fed over
+OTLP gets the same recommendations as the local one.
 
 A collector that is down, slow or refusing never reaches the agent: the queue is bounded, the
 worker thread does the waiting, and failures and drops are counted (``agentprof doctor``).
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +36,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from agentprof import _safety
 from agentprof import _semconv as sc
-from agentprof._records import money_text
+from agentprof._mapping import ANALYSIS_ATTRIBUTES
+from agentprof._records import SpoolRow, money_text
 from agentprof.exceptions import ConfigError
 
 COST = "gen_ai.usage.cost"
@@ -142,24 +150,11 @@ class CostAttributingExporter(SpanExporter):
 
     def _with_cost(self, span: ReadableSpan) -> ReadableSpan:
         attributes = span.attributes or {}
-        if attributes.get(sc.AGENTPROF_KIND) != sc.KIND_MODEL_CALL:
+        # A span the store exporter mapped already has its cost (:func:`with_analysis`): priced once.
+        if attributes.get(sc.AGENTPROF_KIND) != sc.KIND_MODEL_CALL or UNPRICED in attributes:
             return span
         try:
-            extra = self._cost_attributes(attributes, span.start_time or 0)
-            return ReadableSpan(
-                span.name,
-                context=span.context,
-                parent=span.parent,
-                resource=span.resource,
-                attributes={**attributes, **extra},
-                events=span.events,
-                links=span.links,
-                kind=span.kind,
-                status=span.status,
-                start_time=span.start_time,
-                end_time=span.end_time,
-                instrumentation_scope=span.instrumentation_scope,
-            )
+            return _copy_with(span, {**attributes, **self._cost_attributes(attributes, span.start_time or 0)})
         except Exception as exc:
             _safety.internal_error("otlp.cost", exc)
             return span
@@ -196,6 +191,62 @@ class CostAttributingExporter(SpanExporter):
             PRICE_VERSION: result.version or "",
             UNPRICED: False,
         }
+
+
+def _copy_with(span: ReadableSpan, attributes: dict[str, Any]) -> ReadableSpan:
+    """``span`` with ``attributes`` instead of its own (a finished span's attributes are read-only)."""
+    return ReadableSpan(
+        span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def with_analysis(span: ReadableSpan, row: SpoolRow | None) -> ReadableSpan:
+    """``span`` with its model call's cost and :data:`~agentprof._mapping.ANALYSIS_ATTRIBUTES` from ``row``.
+
+    ``row`` is what the store exporter mapped the span to (``None``: not mapped, or not a span
+    agentprof records); spans other than model calls go out as they are. The cost is the store's
+    own figure, so the collector and the store agree to the digit and the tee prices nothing again.
+    """
+    if row is None or row.get("kind") != sc.KIND_MODEL_CALL:
+        return span
+    extra: dict[str, Any] = {}
+    for attribute, column, _ in ANALYSIS_ATTRIBUTES:
+        value = row.get(column)
+        if value is not None:
+            extra[attribute] = value
+    cost = row.get("cost_usd")
+    if cost is None:
+        extra[UNPRICED] = True
+        extra[UNPRICED_REASON] = row.get("unpriced_reason") or "unpriced"
+    else:
+        extra.update({COST: float(cost), COST_USD: cost, UNPRICED: False})
+        extra[PRICE_VERSION] = row.get("price_version") or ""
+    return _copy_with(span, {**(span.attributes or {}), **extra})
+
+
+def forwarder(processor: BatchSpanProcessor) -> Callable[[ReadableSpan, SpoolRow | None], None]:
+    """What the store exporter calls with each span it mapped: queue it, with its analysis, for OTLP.
+
+    ``on_end`` only appends to the processor's bounded queue (the oldest span is dropped, and
+    counted, when it is full), so a slow collector never holds the store exporter up.
+    """
+    on_end = processor.on_end
+
+    def forward(span: ReadableSpan, row: SpoolRow | None) -> None:
+        on_end(with_analysis(span, row))
+
+    return forward
 
 
 def shutdown_processor(processor: BatchSpanProcessor, deadline_s: float = FINAL_FLUSH_SECONDS) -> None:

@@ -129,6 +129,7 @@ def configure(
         if capture is None:
             capture = bool(project.get("capture_content", False))
         otlp_processor = None
+        forward = None
         if _otlp_requested(otlp):
             from agentprof import _otlp
 
@@ -137,7 +138,8 @@ def configure(
                 schedule_delay_millis=schedule_delay_millis,
                 max_export_batch_size=max_export_batch_size,
             )
-        exporter = StoreSpanExporter(location.spool_dir, service_name=name)
+            forward = _otlp.forwarder(otlp_processor)  # the store exporter hands each span on, mapped
+        exporter = StoreSpanExporter(location.spool_dir, service_name=name, forward=forward)
         processor = BatchSpanProcessor(
             exporter,
             max_queue_size=max_queue_size,
@@ -148,9 +150,7 @@ def configure(
         if tracer_provider is not None:
             provider = tracer_provider
             resource = tracer_provider.resource
-            provider.add_span_processor(processor)
-            if otlp_processor is not None:
-                provider.add_span_processor(otlp_processor)
+            provider.add_span_processor(processor)  # it forwards the application's spans to OTLP too
             # The provider's own fan-out to every processor it has: ours and the application's.
             app_processor = getattr(tracer_provider, "_active_span_processor", None)
         else:
@@ -224,11 +224,9 @@ def emit_deferred(source: SpanSource, span_id: int, error_message: str | None = 
 def _hand_over(runtime: Runtime, span: ReadableSpan) -> None:
     runtime.exporter.note_emitted()
     if runtime.app_processor is not None:
-        runtime.app_processor.on_end(span)  # includes ours (and the OTLP tee): they were added to it
+        runtime.app_processor.on_end(span)  # includes ours: it was added to it
         return
-    runtime.processor.on_end(span)
-    if runtime.otlp_processor is not None:
-        runtime.otlp_processor.on_end(span)
+    runtime.processor.on_end(span)  # the OTLP tee gets the span from the store exporter
 
 
 def flush(timeout_millis: int = 30_000) -> bool:
@@ -237,9 +235,10 @@ def flush(timeout_millis: int = 30_000) -> bool:
     if runtime is None:
         return True
     try:
+        written = bool(runtime.processor.force_flush(timeout_millis))  # also hands the spans on to OTLP
         if runtime.otlp_processor is not None:
             runtime.otlp_processor.force_flush(timeout_millis)  # best effort: the collector may be down
-        return bool(runtime.processor.force_flush(timeout_millis))
+        return written
     except Exception as exc:  # the processor should never raise; never let it reach users
         _safety.internal_error("flush", exc)
         return False
@@ -250,14 +249,14 @@ def _shutdown_locked() -> None:
     runtime, _runtime = _runtime, None
     if runtime is None:
         return
+    try:
+        runtime.processor.shutdown()  # type: ignore[no-untyped-call]  # its last spans go on to OTLP
+    except Exception as exc:
+        _safety.internal_error("shutdown", exc)
     if runtime.otlp_processor is not None:
         from agentprof import _otlp
 
         _otlp.shutdown_processor(runtime.otlp_processor)
-    try:
-        runtime.processor.shutdown()  # type: ignore[no-untyped-call]
-    except Exception as exc:
-        _safety.internal_error("shutdown", exc)
     runtime.exporter.report_losses()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -126,6 +127,18 @@ def test_spans_go_to_the_collector_with_cost_and_to_the_store(
     assert Decimal(call["agentprof.cost_usd"]) == Decimal(stored["cost_usd"]) > 0
     assert call["gen_ai.usage.cost"] == pytest.approx(float(stored["cost_usd"]))
     assert call["agentprof.price.unpriced"] is False and "genai-prices" in call["agentprof.price.version"]
+    # What the analyses read of the call travels too (hashes and counts: no prompt or completion text).
+    analysis = {
+        "agentprof.request.fingerprint": "request_fingerprint",
+        "agentprof.request.prefix_fingerprints": "prefix_fingerprints",
+        "agentprof.request.tool_count": "tool_count",
+        "agentprof.output.hash": "output_hash",
+        "agentprof.output.chars": "output_chars",
+        "agentprof.usage.raw": "raw_usage",
+    }
+    assert {name: call[name] for name in analysis} == {name: stored[column] for name, column in analysis.items()}
+    assert stored["request_fingerprint"] and stored["output_chars"] == len("billing")
+    assert "hi [[reply" not in json.dumps(collector.spans()) and "billing" not in json.dumps(call)
     headers, _ = collector.requests[0]
     assert headers["authorization"] == "Bearer collector-token"
     assert headers["content-type"] == "application/x-protobuf"
@@ -230,13 +243,15 @@ def test_spans_the_full_export_queue_dropped_are_counted(tmp_path: Path, monkeyp
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     _safety.reset_counters()
-    _runtime.configure(
+    runtime = _runtime.configure(
         db=str(tmp_path / "store"), otlp=True, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=10
     )
-    for index in range(200):  # far more than the queue holds while the collector is unreachable
+    assert runtime.otlp_processor is not None
+    for index in range(200):  # far more than the OTLP queue holds while the collector is unreachable...
         with agentprof.task(f"t{index}"):
             pass
+        time.sleep(0.005)  # ...but slow enough for the store exporter, which hands spans on to it
     agentprof.shutdown()
     counters = _safety.counters()
     handled = counters.get("otlp_spans_exported", 0) + counters.get("otlp_spans_failed", 0)
-    assert counters["otlp_spans_dropped"] == 200 - handled > 0
+    assert counters["otlp_spans_dropped"] == runtime.otlp_processor.received - handled > 0

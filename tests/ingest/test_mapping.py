@@ -376,6 +376,25 @@ def test_a_provider_that_is_not_a_string_is_dropped_not_a_crash() -> None:
     assert call["provider"] is None and call["request_model"] == "gpt-4o" and call["priced"] is False
 
 
+def test_agentprof_spans_bring_their_fingerprints_and_wrong_types_are_ignored() -> None:
+    # What the OTLP tee adds to agentprof's own model-call spans (agentprof._otlp.with_analysis).
+    attributes = {
+        "agentprof.kind": "model_call",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "agentprof.request.fingerprint": "f" * 32,
+        "agentprof.request.prefix_fingerprints": '[{"hash":"ab","tokens":3,"index":0,"role":"user"}]',
+        "agentprof.request.tool_count": 2,
+        "agentprof.request.tool_choice": "auto",
+        "agentprof.output.hash": ["not", "a", "hash"],  # another type: ignored
+        "agentprof.output.chars": True,  # a bool is not a count
+    }
+    [call] = rows_of([S(1, None, "chat gpt-4o", attributes)])
+    assert (call["request_fingerprint"], call["tool_count"], call["tool_choice"]) == ("f" * 32, 2, "auto")
+    assert json.loads(call["prefix_fingerprints"])[0]["hash"] == "ab"
+    assert call["output_hash"] is None and call["output_chars"] is None and call["response_format"] is None
+
+
 def test_error_status_and_resource_pid() -> None:
     rows = rows_of(
         [S(1, None, "agent run", {"agent_name": "a"}, error=True)], resource={"process.pid": 4242}, service="api"
