@@ -101,7 +101,7 @@ def money_text(amount: Decimal) -> str:
     """``amount`` as a spool money string: positional notation, every digit kept.
 
     ``str(Decimal)`` writes very small amounts in scientific notation (``4E-7``), and DuckDB casts
-    such a string to ``DECIMAL`` about 50x slower than ``0.0000004`` (0.16 s per 200,000 values at
+    such a string to ``DECIMAL`` 25-50x slower than ``0.0000004`` (0.16 s per 200,000 values at
     ingestion). ``format(amount, "f")`` costs ~0.14 µs more than ``str`` on the exporter thread.
     """
     return format(amount, "f")
