@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from agentprof._semconv import KIND_MODEL_CALL, KIND_STEP, KIND_TASK
+from agentprof._semconv import KIND_STEP, KIND_TASK
 from agentprof.analytics._sql import ExactDecimal, model_name, to_decimal
 from agentprof.analytics._tasks import TaskRow, select_tasks
 from agentprof.exceptions import AgentprofError
@@ -127,7 +127,7 @@ def task_tree(conn: Connection, task_id: str) -> TaskTree:
             spans.c.error_type,
         ).where(spans.c.task_id == full_id)
     ):
-        if row.kind in (KIND_TASK, KIND_MODEL_CALL):
+        if row.kind == KIND_TASK:
             continue
         parent_of[row.span_id] = row.parent_span_id
         if row.kind == KIND_STEP:
