@@ -202,6 +202,25 @@ def test_joining_an_applications_tracer_provider(tmp_path: Path, model_server: T
     application.shutdown()
 
 
+def test_joining_a_tracer_provider_with_otlp_exports_the_applications_spans_too(
+    tmp_path: Path, collector: Collector, model_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store exporter, added to the application's provider, hands every span it sees on to OTLP.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.port}")
+    application = TracerProvider()
+    agentprof.configure(db=str(tmp_path / "store"), tracer_provider=application, otlp=True)
+    with application.get_tracer("app").start_as_current_span("handle request"):
+        run_agent(model_server)
+    agentprof.shutdown()
+    application.shutdown()
+    spans = {span["name"]: span["attributes"] for span in collector.spans()}
+    assert set(spans) == {"handle request", "invoke_agent support", "classify", "chat gpt-4o-mini"}
+    [stored] = store_calls(tmp_path / "store")
+    call = spans["chat gpt-4o-mini"]
+    assert call["agentprof.request.fingerprint"] == stored["request_fingerprint"]
+    assert call["agentprof.cost_usd"] == stored["cost_usd"]
+
+
 def test_an_unsupported_protocol_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
     with pytest.raises(ConfigError, match="OTLP protocol 'http/json' is not supported"):
