@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
@@ -145,7 +147,7 @@ def steps_table(report: Report, width: int = 120) -> Table:
         table.add_column("Cache read", justify="right")
         table.add_column("Cache write", justify="right")
     table.add_column("Output", justify="right", no_wrap=True)
-    table.add_column("Cost", justify="right")
+    with_unpriced = _cost_columns(table, any(_mixed(step.cost_usd, step.unpriced_calls) for step in report.steps))
     table.add_column("Share", justify="right", no_wrap=True)
     if wide:
         table.add_column("p50", justify="right", no_wrap=True)
@@ -159,7 +161,7 @@ def steps_table(report: Report, width: int = 120) -> Table:
             cells += [fmt.tokens(step.cache_read_tokens), fmt.tokens(step.cache_write_tokens)]
         cells += [
             fmt.tokens(step.output_tokens),
-            _cost_cell(step.cost_usd is None, fmt.money_with_unpriced(step.cost_usd, step.unpriced_calls)),
+            *_cost_cells(step.cost_usd, step.unpriced_calls, with_unpriced),
             fmt.share(step.share),
         ]
         if wide:
@@ -177,7 +179,7 @@ def models_table(report: Report) -> Table:
     table.add_column("Calls", justify="right", no_wrap=True)
     table.add_column("Input", justify="right", no_wrap=True)
     table.add_column("Output", justify="right", no_wrap=True)
-    table.add_column("Cost", justify="right")
+    with_unpriced = _cost_columns(table, any(_mixed(m.cost_usd, m.unpriced_calls) for m in report.models))
     table.add_column("Share", justify="right", no_wrap=True)
     for model in report.models:
         table.add_row(
@@ -186,7 +188,7 @@ def models_table(report: Report) -> Table:
             f"{model.model_calls:,}",
             fmt.tokens(model.input_tokens),
             fmt.tokens(model.output_tokens),
-            _cost_cell(model.cost_usd is None, fmt.money_with_unpriced(model.cost_usd, model.unpriced_calls)),
+            *_cost_cells(model.cost_usd, model.unpriced_calls, with_unpriced),
             fmt.share(model.share),
         )
     return table
@@ -196,5 +198,28 @@ def _table(title: str) -> Table:
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
 
 
-def _cost_cell(unpriced: bool, text: str) -> Text:
-    return Text(text, style="yellow" if unpriced else "")
+def _mixed(cost: Decimal | None, unpriced_calls: int) -> bool:
+    """Whether a row's cost leaves some of its calls out (a cost, and calls without a price)."""
+    return cost is not None and unpriced_calls > 0
+
+
+def _cost_columns(table: Table, with_unpriced: bool) -> bool:
+    """Add the cost column, and an ``Unpriced`` count beside it when a row's cost leaves calls out.
+
+    A column of its own rather than ``$0.0120 +154 unpriced`` in one cell, which wrapped over two
+    lines on an 80-column terminal (or, kept whole, squeezed the task and step names). A row whose
+    calls all lack a price says ``unpriced`` as its cost, so it alone adds no column. Returns
+    ``with_unpriced``.
+    """
+    table.add_column("Cost", justify="right", no_wrap=True)
+    if with_unpriced:
+        table.add_column("Unpriced", justify="right", no_wrap=True)
+    return with_unpriced
+
+
+def _cost_cells(cost: Decimal | None, unpriced_calls: int, with_unpriced: bool) -> list[str | Text]:
+    """The cost cell (``unpriced`` in yellow when no call has a price) and, if shown, the unpriced count."""
+    cells: list[str | Text] = [Text(fmt.money(cost), style="yellow" if cost is None else "")]
+    if with_unpriced:
+        cells.append(Text(f"{unpriced_calls:,}", style="yellow") if unpriced_calls else "")
+    return cells

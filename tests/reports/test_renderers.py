@@ -63,6 +63,20 @@ def test_narrow_console_keeps_names_and_money_whole(report: Report) -> None:
     assert lines_with(output, "anthropic", "claude-sonnet-4-20250514", "$0.0300")
 
 
+def test_unpriced_counts_have_a_column_so_narrow_tables_keep_names_and_money_whole(report: Report) -> None:
+    # "$0.0300 +1,154 unpriced" in the cost cell wrapped over two lines on an 80-column terminal.
+    step = report.steps[0].model_copy(update={"unpriced_calls": 1154})
+    model = report.models[0].model_copy(update={"unpriced_calls": 1154})
+    narrow = report.model_copy(update={"steps": [step, *report.steps[1:]], "models": [model, *report.models[1:]]})
+    output = render(narrow, width=80)
+    steps = output[output.index("Steps by cost") : output.index("\nModels")]
+    assert lines_with(steps, "Cost", "Unpriced")
+    assert lines_with(steps, step.task, step.step, fmt.money(step.cost_usd), "1,154")
+    assert lines_with(steps, "(untracked)", "(task)", "$0.0100")
+    assert lines_with(output, model.provider or "?", fmt.money(model.cost_usd), "1,154")
+    assert "+1,154 unpriced" not in output and "Unpriced" not in render(report, width=80)  # no mixed row there
+
+
 def test_text_models_table(report: Report) -> None:
     output = render(report)
     models = output[output.index("\nModels") :]
