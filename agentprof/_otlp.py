@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -37,7 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from agentprof import _safety
 from agentprof import _semconv as sc
 from agentprof._mapping import ANALYSIS_ATTRIBUTES
-from agentprof._records import SpoolRow, money_text
+from agentprof._records import SpoolRow
 from agentprof.exceptions import ConfigError
 
 COST = "gen_ai.usage.cost"
@@ -98,30 +97,28 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
 def make_processor(
     *, max_queue_size: int, schedule_delay_millis: float, max_export_batch_size: int
 ) -> CountingBatchSpanProcessor:
-    """A bounded batch processor feeding the OTLP exporter, with cost attributes added."""
+    """A bounded batch processor feeding the OTLP exporter (the store exporter adds the attributes)."""
     return CountingBatchSpanProcessor(
-        CostAttributingExporter(make_exporter()),
+        CountingExporter(make_exporter()),
         max_queue_size=max_queue_size,
         schedule_delay_millis=schedule_delay_millis,
         max_export_batch_size=max_export_batch_size,
     )
 
 
-class CostAttributingExporter(SpanExporter):
-    """Adds cost attributes to model-call spans, then hands the batch to the real exporter.
+class CountingExporter(SpanExporter):
+    """Hands each batch to the real exporter, counting what the collector took and refused.
 
-    Runs on the processor's worker thread: pricing (a few microseconds per call) never touches
-    the agent's threads. A span that cannot be priced or copied goes out unchanged.
+    The spans already carry their cost and analysis attributes (:func:`with_analysis`, on the
+    store exporter's thread), so nothing is priced here.
     """
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
-        self._user_prices: Any = None
-        self._user_prices_loaded = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Export ``spans`` with cost attributes; never raises, counts what the collector refused."""
-        batch = [self._with_cost(span) for span in spans]
+        """Export ``spans``; never raises, counts what the collector refused."""
+        batch = list(spans)
         try:
             result = self.inner.export(batch)
         except Exception as exc:  # the SDK exporter returns FAILURE itself; be safe anyway
@@ -148,50 +145,6 @@ class CostAttributingExporter(SpanExporter):
             _safety.internal_error("otlp.flush", exc)
             return False
 
-    def _with_cost(self, span: ReadableSpan) -> ReadableSpan:
-        attributes = span.attributes or {}
-        # A span the store exporter mapped already has its cost (:func:`with_analysis`): priced once.
-        if attributes.get(sc.AGENTPROF_KIND) != sc.KIND_MODEL_CALL or UNPRICED in attributes:
-            return span
-        try:
-            return _copy_with(span, {**attributes, **self._cost_attributes(attributes, span.start_time or 0)})
-        except Exception as exc:
-            _safety.internal_error("otlp.cost", exc)
-            return span
-
-    def _cost_attributes(self, attributes: Any, start_ns: int) -> dict[str, Any]:
-        from agentprof._mapping import usage_from_attributes
-        from agentprof.pricing import UserPrices, price_call, resolve_model
-
-        if not self._user_prices_loaded:
-            self._user_prices_loaded = True
-            try:
-                self._user_prices = UserPrices.load()
-            except Exception:  # a bad prices table is reported by the store path; price without it
-                self._user_prices = None
-        provider = attributes.get(sc.GEN_AI_PROVIDER_NAME)
-        model = attributes.get(sc.GEN_AI_RESPONSE_MODEL) or attributes.get(sc.GEN_AI_REQUEST_MODEL)
-        host = attributes.get(sc.SERVER_ADDRESS)
-        ref = resolve_model(
-            provider if isinstance(provider, str) else None,
-            model if isinstance(model, str) else None,
-            f"https://{host}" if isinstance(host, str) and host else None,
-        )
-        result = price_call(
-            usage_from_attributes(attributes),
-            ref,
-            timestamp=datetime.fromtimestamp(start_ns / 1e9, tz=UTC),
-            user_prices=self._user_prices,
-        )
-        if result.cost_usd is None:
-            return {UNPRICED: True, UNPRICED_REASON: result.unpriced_reason or "unpriced"}
-        return {
-            COST: float(result.cost_usd),
-            COST_USD: money_text(result.cost_usd),
-            PRICE_VERSION: result.version or "",
-            UNPRICED: False,
-        }
-
 
 def _copy_with(span: ReadableSpan, attributes: dict[str, Any]) -> ReadableSpan:
     """``span`` with ``attributes`` instead of its own (a finished span's attributes are read-only)."""
@@ -211,14 +164,23 @@ def _copy_with(span: ReadableSpan, attributes: dict[str, Any]) -> ReadableSpan:
     )
 
 
+_UNMAPPED = "agentprof could not map this call (an internal error: run `agentprof doctor`)"
+
+
 def with_analysis(span: ReadableSpan, row: SpoolRow | None) -> ReadableSpan:
     """``span`` with its model call's cost and :data:`~agentprof._mapping.ANALYSIS_ATTRIBUTES` from ``row``.
 
-    ``row`` is what the store exporter mapped the span to (``None``: not mapped, or not a span
-    agentprof records); spans other than model calls go out as they are. The cost is the store's
-    own figure, so the collector and the store agree to the digit and the tee prices nothing again.
+    ``row`` is what the store exporter mapped the span to (``None``: not a span agentprof records,
+    or the mapping failed); spans other than model calls go out as they are. The cost is the
+    store's own figure, so the collector and the store agree to the digit and nothing is priced twice.
     """
-    if row is None or row.get("kind") != sc.KIND_MODEL_CALL:
+    if row is None:
+        attributes = span.attributes or {}
+        if attributes.get(sc.AGENTPROF_KIND) != sc.KIND_MODEL_CALL:
+            return span
+        # A call the mapping failed on (an internal error, counted): flagged, never a false $0.
+        return _copy_with(span, {**attributes, UNPRICED: True, UNPRICED_REASON: _UNMAPPED})
+    if row.get("kind") != sc.KIND_MODEL_CALL:
         return span
     extra: dict[str, Any] = {}
     for attribute, column, _ in ANALYSIS_ATTRIBUTES:
