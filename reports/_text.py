@@ -147,7 +147,8 @@ def steps_table(report: Report, width: int = 120) -> Table:
         table.add_column("Cache read", justify="right")
         table.add_column("Cache write", justify="right")
     table.add_column("Output", justify="right", no_wrap=True)
-    with_unpriced = _cost_columns(table, any(_mixed(step.cost_usd, step.unpriced_calls) for step in report.steps))
+    with_unpriced = any(_mixed(step.cost_usd, step.unpriced_calls) for step in report.steps)
+    _cost_columns(table, with_unpriced)
     table.add_column("Share", justify="right", no_wrap=True)
     if wide:
         table.add_column("p50", justify="right", no_wrap=True)
@@ -179,7 +180,8 @@ def models_table(report: Report) -> Table:
     table.add_column("Calls", justify="right", no_wrap=True)
     table.add_column("Input", justify="right", no_wrap=True)
     table.add_column("Output", justify="right", no_wrap=True)
-    with_unpriced = _cost_columns(table, any(_mixed(m.cost_usd, m.unpriced_calls) for m in report.models))
+    with_unpriced = any(_mixed(model.cost_usd, model.unpriced_calls) for model in report.models)
+    _cost_columns(table, with_unpriced)
     table.add_column("Share", justify="right", no_wrap=True)
     for model in report.models:
         table.add_row(
@@ -203,18 +205,16 @@ def _mixed(cost: Decimal | None, unpriced_calls: int) -> bool:
     return cost is not None and unpriced_calls > 0
 
 
-def _cost_columns(table: Table, with_unpriced: bool) -> bool:
+def _cost_columns(table: Table, with_unpriced: bool) -> None:
     """Add the cost column, and an ``Unpriced`` count beside it when a row's cost leaves calls out.
 
     A column of its own rather than ``$0.0120 +154 unpriced`` in one cell, which wrapped over two
     lines on an 80-column terminal (or, kept whole, squeezed the task and step names). A row whose
-    calls all lack a price says ``unpriced`` as its cost, so it alone adds no column. Returns
-    ``with_unpriced``.
+    calls all lack a price says ``unpriced`` as its cost, so it alone adds no column.
     """
     table.add_column("Cost", justify="right", no_wrap=True)
     if with_unpriced:
         table.add_column("Unpriced", justify="right", no_wrap=True)
-    return with_unpriced
 
 
 def _cost_cells(cost: Decimal | None, unpriced_calls: int, with_unpriced: bool) -> list[str | Text]:
