@@ -115,6 +115,7 @@ class CountingExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        self._stopped = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export ``spans``; never raises, counts what the collector refused."""
@@ -131,7 +132,15 @@ class CountingExporter(SpanExporter):
         return result
 
     def shutdown(self) -> None:
-        """Stop the inner exporter (its retry back-off ends at once)."""
+        """Stop the inner exporter (its retry back-off ends at once); only the first call does.
+
+        :func:`shutdown_processor` stops the exporter early, to end a back-off, and the processor's
+        own shutdown stops it again: the SDK's exporter logs a warning for a second stop, which
+        every program with OTLP on printed at exit.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         try:
             self.inner.shutdown()
         except Exception as exc:

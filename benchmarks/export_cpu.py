@@ -12,14 +12,25 @@ Models: ``gpt-4o-mini`` (flat prices), ``claude-haiku-4-5`` and ``claude-sonnet-
 genai-prices long-context tiers, which kept them off the linear pricing path before 2026-12-02).
 
     python benchmarks/export_cpu.py                 # --calls 1500 --rounds 5
+    python benchmarks/export_cpu.py --otlp          # the same with OTLP export on
+
+``--otlp`` also exports every span over OTLP/HTTP (protobuf) to a sink in a separate process that
+reads each request and answers 200 (:data:`SINK`): the flush then includes handing the mapped spans
+to the OTLP batch processor, encoding them and posting them, all in this process's CPU time. The
+sink's request and byte counts are printed, so a run that exported nothing shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 
 import anthropic
@@ -29,6 +40,45 @@ from _harness import ServerProcess
 import agentprof
 
 SYSTEM = ("You are a careful support agent. Follow the policy and cite the ticket. " * 20)[:1000]
+
+
+#: An OTLP/HTTP collector that counts and drops every request; ``GET`` answers its counts as JSON.
+SINK = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+counts = {"requests": 0, "bytes": 0, "spans": 0}
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        counts["requests"] += 1
+        counts["bytes"] += len(body)
+        counts["spans"] += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def do_GET(self):
+        body = json.dumps(counts).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+server = HTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def start_sink() -> tuple[subprocess.Popen[str], str]:
+    """The :data:`SINK` process and its base URL."""
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    assert sink.stdout is not None
+    return sink, f"http://127.0.0.1:{int(sink.stdout.readline())}"
 
 
 def workloads(url: str) -> dict[str, Callable[[int], object]]:
@@ -68,11 +118,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1500, help="recorded calls per workload and round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--otlp", action="store_true", help="also export over OTLP/HTTP to a sink process")
     args = parser.parse_args()
     server = ServerProcess()
+    sink, sink_url = start_sink() if args.otlp else (None, "")
+    if args.otlp:  # the OTLP queue holds a whole workload's spans: the flush, not a full queue, sends them
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
+        os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = str(4 * args.calls)
     try:
         with tempfile.TemporaryDirectory(prefix="agentprof-export-cpu-") as store:
-            agentprof.configure(db=store, schedule_delay_millis=3_600_000, max_queue_size=4 * args.calls)
+            agentprof.configure(
+                db=store, schedule_delay_millis=3_600_000, max_queue_size=4 * args.calls, otlp=args.otlp or None
+            )
             agentprof.instrument()
             runs = workloads(server.url)
             for call in runs.values():  # warm-up: price tables, fingerprint tries, first segment
@@ -84,9 +141,17 @@ def main() -> None:
                     figures[name].append(export_cost(runs[name], args.calls, (round_ + 1) * 1_000_000))
             agentprof.uninstrument()
             agentprof.shutdown()
+        if sink is not None:
+            with urllib.request.urlopen(sink_url) as answer:
+                counts = json.load(answer)
+            print(f"OTLP sink received {counts['spans']:,} spans in {counts['requests']:,} requests, {counts['bytes']:,} bytes")
     finally:
         server.stop()
-    print(f"{args.rounds} rounds x {args.calls} calls per workload; exporter work per recorded call (median):")
+        if sink is not None:
+            sink.terminate()
+            sink.wait()
+    otlp = " and OTLP export" if args.otlp else ""
+    print(f"{args.rounds} rounds x {args.calls} calls per workload; exporter{otlp} work per recorded call (median):")
     for name, values in figures.items():
         cpu = statistics.median(v[0] for v in values)
         wall = statistics.median(v[1] for v in values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -147,6 +148,24 @@ def test_spans_go_to_the_collector_with_cost_and_to_the_store(
     stored_text = "".join(p.read_text() for p in (tmp_path / "store" / "spool").glob("*.jsonl"))
     for secret in ("collector-token", "sk-test-secret"):
         assert secret not in exported and secret not in stored_text
+
+
+def test_shutting_down_with_otlp_logs_no_warning(
+    tmp_path: Path,
+    collector: Collector,
+    model_server: TestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The exporter is stopped early to end a back-off, and then again by its processor: the SDK's
+    # exporter warned "Exporter already shutdown" on stderr at every exit of a program with OTLP on.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.port}")
+    agentprof.configure(db=str(tmp_path / "store"), otlp=True)
+    run_agent(model_server)
+    with caplog.at_level(logging.WARNING):
+        agentprof.shutdown()
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert len(collector.spans()) == 3  # the spans still went out before the exporter stopped
 
 
 def test_an_unpriced_call_is_flagged_not_zero(
