@@ -144,7 +144,8 @@ def main() -> None:
         if sink is not None:
             with urllib.request.urlopen(sink_url) as answer:
                 counts = json.load(answer)
-            print(f"OTLP sink received {counts['spans']:,} spans in {counts['requests']:,} requests, {counts['bytes']:,} bytes")
+            spans, requests, size = counts["spans"], counts["requests"], counts["bytes"]
+            print(f"OTLP sink received {spans:,} spans in {requests:,} requests, {size:,} bytes")
     finally:
         server.stop()
         if sink is not None:
