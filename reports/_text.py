@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -15,6 +17,7 @@ from ._model import Projection, Recommendation, Report
 
 WIDE = 110
 """Console width from which the Steps table shows every column."""
+_UNBOUNDED = 10_000
 
 
 def render_text(report: Report, console: Console) -> None:
@@ -30,7 +33,7 @@ def render_text(report: Report, console: Console) -> None:
         console.print(steps_table(report, console.width))
     if report.models:
         console.print()
-        console.print(models_table(report))
+        console.print(models_table(report, console.width))
     console.print()
     if report.recommendations:
         console.print(recommendations_blocks(report.recommendations))
@@ -131,68 +134,101 @@ def steps_table(report: Report, width: int = 120) -> Table:
     """One row per (task, step), most expensive first.
 
     Cache columns appear only when some step used the cache. Below :data:`WIDE` columns the
-    models, cache and p50 columns are left out (the Models table and ``--format json`` have them)
-    so that names and money are never cut.
+    models, cache and p50 columns are left out (the Models table and ``--format json`` have them),
+    and then, while the table is still wider than the console, the share and then the p95
+    column (:func:`_fitting`), so that names and money are not folded on an 80-column terminal.
+    A wide table keeps them all: only its list of models may fold there.
     """
     wide = width >= WIDE
     with_cache = wide and any(step.cache_read_tokens or step.cache_write_tokens for step in report.steps)
-    table = _table("Steps by cost")
-    table.add_column("Task", overflow="fold")
-    table.add_column("Step", overflow="fold")
-    table.add_column("Calls", justify="right", no_wrap=True)
-    if wide:
-        table.add_column("Models", overflow="fold")
-    table.add_column("Input", justify="right", no_wrap=True)
-    if with_cache:
-        table.add_column("Cache read", justify="right")
-        table.add_column("Cache write", justify="right")
-    table.add_column("Output", justify="right", no_wrap=True)
     with_unpriced = any(_mixed(step.cost_usd, step.unpriced_calls) for step in report.steps)
-    _cost_columns(table, with_unpriced)
-    table.add_column("Share", justify="right", no_wrap=True)
-    if wide:
-        table.add_column("p50", justify="right", no_wrap=True)
-    table.add_column("p95", justify="right", no_wrap=True)
-    for step in report.steps:
-        cells: list[str | Text] = [Text(step.task), Text(step.step), f"{step.model_calls:,}"]
+
+    def build(left_out: frozenset[str]) -> Table:
+        table = _table("Steps by cost")
+        table.add_column("Task", overflow="fold")
+        table.add_column("Step", overflow="fold")
+        table.add_column("Calls", justify="right", no_wrap=True)
         if wide:
-            cells.append(Text(", ".join(step.models)))
-        cells.append(fmt.tokens(step.input_tokens))
+            table.add_column("Models", overflow="fold")
+        table.add_column("Input", justify="right", no_wrap=True)
         if with_cache:
-            cells += [fmt.tokens(step.cache_read_tokens), fmt.tokens(step.cache_write_tokens)]
-        cells += [
-            fmt.tokens(step.output_tokens),
-            *_cost_cells(step.cost_usd, step.unpriced_calls, with_unpriced),
-            fmt.share(step.share),
-        ]
+            table.add_column("Cache read", justify="right")
+            table.add_column("Cache write", justify="right")
+        table.add_column("Output", justify="right", no_wrap=True)
+        _cost_columns(table, with_unpriced)
+        if "Share" not in left_out:
+            table.add_column("Share", justify="right", no_wrap=True)
         if wide:
-            cells.append(fmt.duration(step.latency_ms.p50))
-        cells.append(fmt.duration(step.latency_ms.p95))
-        table.add_row(*cells)
-    return table
+            table.add_column("p50", justify="right", no_wrap=True)
+        if "p95" not in left_out:
+            table.add_column("p95", justify="right", no_wrap=True)
+        for step in report.steps:
+            cells: list[str | Text] = [Text(step.task), Text(step.step), f"{step.model_calls:,}"]
+            if wide:
+                cells.append(Text(", ".join(step.models)))
+            cells.append(fmt.tokens(step.input_tokens))
+            if with_cache:
+                cells += [fmt.tokens(step.cache_read_tokens), fmt.tokens(step.cache_write_tokens)]
+            cells += [fmt.tokens(step.output_tokens), *_cost_cells(step.cost_usd, step.unpriced_calls, with_unpriced)]
+            if "Share" not in left_out:
+                cells.append(fmt.share(step.share))
+            if wide:
+                cells.append(fmt.duration(step.latency_ms.p50))
+            if "p95" not in left_out:
+                cells.append(fmt.duration(step.latency_ms.p95))
+            table.add_row(*cells)
+        return table
+
+    return _fitting(build, width, () if wide else ("Share", "p95"))
 
 
-def models_table(report: Report) -> Table:
-    """One row per provider and model, most expensive first."""
-    table = _table("Models")
-    table.add_column("Provider", overflow="fold")
-    table.add_column("Model", overflow="fold")
-    table.add_column("Calls", justify="right", no_wrap=True)
-    table.add_column("Input", justify="right", no_wrap=True)
-    table.add_column("Output", justify="right", no_wrap=True)
+def models_table(report: Report, width: int = 120) -> Table:
+    """One row per provider and model, most expensive first (without the share if names would fold)."""
     with_unpriced = any(_mixed(model.cost_usd, model.unpriced_calls) for model in report.models)
-    _cost_columns(table, with_unpriced)
-    table.add_column("Share", justify="right", no_wrap=True)
-    for model in report.models:
-        table.add_row(
-            Text(model.provider or "?"),
-            Text(model.model or "?"),
-            f"{model.model_calls:,}",
-            fmt.tokens(model.input_tokens),
-            fmt.tokens(model.output_tokens),
-            *_cost_cells(model.cost_usd, model.unpriced_calls, with_unpriced),
-            fmt.share(model.share),
-        )
+
+    def build(left_out: frozenset[str]) -> Table:
+        table = _table("Models")
+        table.add_column("Provider", overflow="fold")
+        table.add_column("Model", overflow="fold")
+        table.add_column("Calls", justify="right", no_wrap=True)
+        table.add_column("Input", justify="right", no_wrap=True)
+        table.add_column("Output", justify="right", no_wrap=True)
+        _cost_columns(table, with_unpriced)
+        if "Share" not in left_out:
+            table.add_column("Share", justify="right", no_wrap=True)
+        for model in report.models:
+            cells: list[str | Text] = [
+                Text(model.provider or "?"),
+                Text(model.model or "?"),
+                f"{model.model_calls:,}",
+                fmt.tokens(model.input_tokens),
+                fmt.tokens(model.output_tokens),
+                *_cost_cells(model.cost_usd, model.unpriced_calls, with_unpriced),
+            ]
+            if "Share" not in left_out:
+                cells.append(fmt.share(model.share))
+            table.add_row(*cells)
+        return table
+
+    return _fitting(build, width, ("Share",))
+
+
+def _fitting(build: Callable[[frozenset[str]], Table], width: int, optional: Sequence[str]) -> Table:
+    """The table ``build`` makes with the fewest of the ``optional`` columns left out (in order) to fit ``width``.
+
+    A table wider than the console folds its name columns (``triage_ticket`` over two lines at
+    80 columns with an ``Unpriced`` column); leaving out a column the other tables or
+    ``--format json`` still have keeps every row on one line. Names too long for any layout
+    still fold, never cut.
+    """
+    measuring = Console(width=_UNBOUNDED)  # a measurement is capped at the console's width
+    left_out: frozenset[str] = frozenset()
+    table = build(left_out)
+    for column in optional:
+        if Measurement.get(measuring, measuring.options, table).maximum <= width:
+            break
+        left_out |= {column}
+        table = build(left_out)
     return table
 
 

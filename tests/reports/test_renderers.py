@@ -77,6 +77,29 @@ def test_unpriced_counts_have_a_column_so_narrow_tables_keep_names_and_money_who
     assert "+1,154 unpriced" not in output and "Unpriced" not in render(report, width=80)  # no mixed row there
 
 
+def test_a_narrow_console_leaves_out_the_share_before_it_folds_a_name(report: Report) -> None:
+    # The demo's report at 80 columns folded "triage_ticket" over two lines once the Unpriced
+    # column showed: the table was a few characters too wide.
+    steps = [
+        step.model_copy(update={"task": "triage_ticket", "unpriced_calls": 1 if number == 0 else 0})
+        for number, step in enumerate(report.steps)
+    ]
+    first = report.models[0].model_copy(update={"unpriced_calls": 12})  # claude-sonnet-4-20250514
+    models = [first, *report.models[1:]]
+    narrow = report.model_copy(update={"steps": steps, "models": models})
+    output = render(narrow, width=80)
+    table = output[output.index("Steps by cost") : output.index("\nModels")]
+    assert lines_with(table, "Task", "Step", "Cost", "Unpriced", "p95") and "Share" not in table
+    for step in steps:
+        assert lines_with(table, step.task, step.step, fmt.money(step.cost_usd), fmt.duration(step.latency_ms.p95))
+    models_part = output[output.index("\nModels") : output.index("Recommendations")]
+    assert "Share" not in models_part
+    assert lines_with(models_part, first.provider or "?", first.model or "?", fmt.money(first.cost_usd), "12")
+    assert max(len(line.rstrip()) for line in output.splitlines()) <= 80
+    wide = render(narrow, width=120)  # the share stays where it fits
+    assert "Share" in wide[wide.index("Steps by cost") : wide.index("\nModels")]
+
+
 def test_text_models_table(report: Report) -> None:
     output = render(report)
     models = output[output.index("\nModels") :]
