@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from decimal import Decimal
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -13,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import _format as fmt
-from ._model import Projection, Recommendation, Report
+from ._model import ModelEntry, Projection, Recommendation, Report, StepEntry
 
 WIDE = 110
 """Console width from which the Steps table shows every column."""
@@ -130,132 +131,112 @@ def summary_table(report: Report) -> Table:
     return grid
 
 
+_Cell = str | Text
+_Row = TypeVar("_Row", StepEntry, ModelEntry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Column(Generic[_Row]):
+    """A table column: its header, how it is laid out, and its cell for a row."""
+
+    header: str
+    cell: Callable[[_Row], _Cell]
+    right: bool = True  # numbers: right-aligned and never wrapped
+    optional: bool = False  # left out, in order, while the table is wider than the console
+
+
 def steps_table(report: Report, width: int = 120) -> Table:
     """One row per (task, step), most expensive first.
 
     Cache columns appear only when some step used the cache. Below :data:`WIDE` columns the
     models, cache and p50 columns are left out (the Models table and ``--format json`` have them),
     and then, while the table is still wider than the console, the share and then the p95
-    column (:func:`_fitting`), so that names and money are not folded on an 80-column terminal.
+    column (:func:`_fitted`), so that names and money are not folded on an 80-column terminal.
     A wide table keeps them all: only its list of models may fold there.
     """
     wide = width >= WIDE
     with_cache = wide and any(step.cache_read_tokens or step.cache_write_tokens for step in report.steps)
-    with_unpriced = any(_mixed(step.cost_usd, step.unpriced_calls) for step in report.steps)
-
-    def build(left_out: frozenset[str]) -> Table:
-        table = _table("Steps by cost")
-        table.add_column("Task", overflow="fold")
-        table.add_column("Step", overflow="fold")
-        table.add_column("Calls", justify="right", no_wrap=True)
-        if wide:
-            table.add_column("Models", overflow="fold")
-        table.add_column("Input", justify="right", no_wrap=True)
-        if with_cache:
-            table.add_column("Cache read", justify="right")
-            table.add_column("Cache write", justify="right")
-        table.add_column("Output", justify="right", no_wrap=True)
-        _cost_columns(table, with_unpriced)
-        if "Share" not in left_out:
-            table.add_column("Share", justify="right", no_wrap=True)
-        if wide:
-            table.add_column("p50", justify="right", no_wrap=True)
-        if "p95" not in left_out:
-            table.add_column("p95", justify="right", no_wrap=True)
-        for step in report.steps:
-            cells: list[str | Text] = [Text(step.task), Text(step.step), f"{step.model_calls:,}"]
-            if wide:
-                cells.append(Text(", ".join(step.models)))
-            cells.append(fmt.tokens(step.input_tokens))
-            if with_cache:
-                cells += [fmt.tokens(step.cache_read_tokens), fmt.tokens(step.cache_write_tokens)]
-            cells += [fmt.tokens(step.output_tokens), *_cost_cells(step.cost_usd, step.unpriced_calls, with_unpriced)]
-            if "Share" not in left_out:
-                cells.append(fmt.share(step.share))
-            if wide:
-                cells.append(fmt.duration(step.latency_ms.p50))
-            if "p95" not in left_out:
-                cells.append(fmt.duration(step.latency_ms.p95))
-            table.add_row(*cells)
-        return table
-
-    return _fitting(build, width, () if wide else ("Share", "p95"))
+    columns: list[_Column[StepEntry]] = [
+        _Column("Task", lambda step: Text(step.task), right=False),
+        _Column("Step", lambda step: Text(step.step), right=False),
+        _Column("Calls", lambda step: f"{step.model_calls:,}"),
+    ]
+    if wide:
+        columns.append(_Column("Models", lambda step: Text(", ".join(step.models)), right=False))
+    columns.append(_Column("Input", lambda step: fmt.tokens(step.input_tokens)))
+    if with_cache:
+        columns.append(_Column("Cache read", lambda step: fmt.tokens(step.cache_read_tokens)))
+        columns.append(_Column("Cache write", lambda step: fmt.tokens(step.cache_write_tokens)))
+    columns.append(_Column("Output", lambda step: fmt.tokens(step.output_tokens)))
+    columns += _cost_columns(report.steps)
+    columns.append(_Column("Share", lambda step: fmt.share(step.share), optional=not wide))
+    if wide:
+        columns.append(_Column("p50", lambda step: fmt.duration(step.latency_ms.p50)))
+    columns.append(_Column("p95", lambda step: fmt.duration(step.latency_ms.p95), optional=not wide))
+    return _fitted("Steps by cost", columns, report.steps, width)
 
 
 def models_table(report: Report, width: int = 120) -> Table:
     """One row per provider and model, most expensive first (without the share if names would fold)."""
-    with_unpriced = any(_mixed(model.cost_usd, model.unpriced_calls) for model in report.models)
-
-    def build(left_out: frozenset[str]) -> Table:
-        table = _table("Models")
-        table.add_column("Provider", overflow="fold")
-        table.add_column("Model", overflow="fold")
-        table.add_column("Calls", justify="right", no_wrap=True)
-        table.add_column("Input", justify="right", no_wrap=True)
-        table.add_column("Output", justify="right", no_wrap=True)
-        _cost_columns(table, with_unpriced)
-        if "Share" not in left_out:
-            table.add_column("Share", justify="right", no_wrap=True)
-        for model in report.models:
-            cells: list[str | Text] = [
-                Text(model.provider or "?"),
-                Text(model.model or "?"),
-                f"{model.model_calls:,}",
-                fmt.tokens(model.input_tokens),
-                fmt.tokens(model.output_tokens),
-                *_cost_cells(model.cost_usd, model.unpriced_calls, with_unpriced),
-            ]
-            if "Share" not in left_out:
-                cells.append(fmt.share(model.share))
-            table.add_row(*cells)
-        return table
-
-    return _fitting(build, width, ("Share",))
+    columns: list[_Column[ModelEntry]] = [
+        _Column("Provider", lambda model: Text(model.provider or "?"), right=False),
+        _Column("Model", lambda model: Text(model.model or "?"), right=False),
+        _Column("Calls", lambda model: f"{model.model_calls:,}"),
+        _Column("Input", lambda model: fmt.tokens(model.input_tokens)),
+        _Column("Output", lambda model: fmt.tokens(model.output_tokens)),
+        *_cost_columns(report.models),
+        _Column("Share", lambda model: fmt.share(model.share), optional=True),
+    ]
+    return _fitted("Models", columns, report.models, width)
 
 
-def _fitting(build: Callable[[frozenset[str]], Table], width: int, optional: Sequence[str]) -> Table:
-    """The table ``build`` makes with the fewest of the ``optional`` columns left out (in order) to fit ``width``.
+def _fitted(title: str, columns: Sequence[_Column[_Row]], rows: Sequence[_Row], width: int) -> Table:
+    """The table of ``rows`` with the fewest optional ``columns`` left out (in order) to fit ``width``.
 
     A table wider than the console folds its name columns (``triage_ticket`` over two lines at
-    80 columns with an ``Unpriced`` column); leaving out a column the other tables or
-    ``--format json`` still have keeps every row on one line. Names too long for any layout
-    still fold, never cut.
+    80 columns with an ``Unpriced`` column); leaving out a column that the other table or
+    ``--format json`` still has keeps every row on one line. Names too long for any layout still
+    fold, never cut.
     """
     measuring = Console(width=_UNBOUNDED)  # a measurement is capped at the console's width
-    left_out: frozenset[str] = frozenset()
-    table = build(left_out)
-    for column in optional:
+    shown = list(columns)
+    table = _table(title, shown, rows)
+    for column in [column for column in columns if column.optional]:
         if Measurement.get(measuring, measuring.options, table).maximum <= width:
             break
-        left_out |= {column}
-        table = build(left_out)
+        shown.remove(column)
+        table = _table(title, shown, rows)
     return table
 
 
-def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+def _table(title: str, columns: Sequence[_Column[_Row]], rows: Sequence[_Row]) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for column in columns:
+        if column.right:
+            table.add_column(column.header, justify="right", no_wrap=True)
+        else:
+            table.add_column(column.header, overflow="fold")
+    for row in rows:
+        table.add_row(*(column.cell(row) for column in columns))
+    return table
 
 
-def _mixed(cost: Decimal | None, unpriced_calls: int) -> bool:
-    """Whether a row's cost leaves some of its calls out (a cost, and calls without a price)."""
-    return cost is not None and unpriced_calls > 0
-
-
-def _cost_columns(table: Table, with_unpriced: bool) -> None:
-    """Add the cost column, and an ``Unpriced`` count beside it when a row's cost leaves calls out.
+def _cost_columns(rows: Sequence[_Row]) -> list[_Column[_Row]]:
+    """The cost column, and an ``Unpriced`` count beside it when a row's cost leaves calls out.
 
     A column of its own rather than ``$0.0120 +154 unpriced`` in one cell, which wrapped over two
     lines on an 80-column terminal (or, kept whole, squeezed the task and step names). A row whose
-    calls all lack a price says ``unpriced`` as its cost, so it alone adds no column.
+    calls all lack a price says ``unpriced`` (in yellow) as its cost, so it alone adds no column.
     """
-    table.add_column("Cost", justify="right", no_wrap=True)
-    if with_unpriced:
-        table.add_column("Unpriced", justify="right", no_wrap=True)
+    columns: list[_Column[_Row]] = [_Column("Cost", _cost_cell)]
+    if any(row.cost_usd is not None and row.unpriced_calls > 0 for row in rows):
+        columns.append(_Column("Unpriced", _unpriced_cell))
+    return columns
 
 
-def _cost_cells(cost: Decimal | None, unpriced_calls: int, with_unpriced: bool) -> list[str | Text]:
-    """The cost cell (``unpriced`` in yellow when no call has a price) and, if shown, the unpriced count."""
-    cells: list[str | Text] = [Text(fmt.money(cost), style="yellow" if cost is None else "")]
-    if with_unpriced:
-        cells.append(Text(f"{unpriced_calls:,}", style="yellow") if unpriced_calls else "")
-    return cells
+def _cost_cell(row: StepEntry | ModelEntry) -> _Cell:
+    return Text(fmt.money(row.cost_usd), style="yellow" if row.cost_usd is None else "")
+
+
+def _unpriced_cell(row: StepEntry | ModelEntry) -> _Cell:
+    return Text(f"{row.unpriced_calls:,}", style="yellow") if row.unpriced_calls else ""
