@@ -2,8 +2,8 @@
 
 Run by hand from the repository root (never collected as a test), with any Python:
 
-    python benchmarks/peers.py                         # non-streaming: 20 rounds x 100 calls per variant (~70 s)
-    python benchmarks/peers.py --groups openai,openai-stream   # also streaming (~2.5 min)
+    python benchmarks/peers.py                         # non-streaming: 40 rounds x 100 calls per variant (~2.5 min)
+    python benchmarks/peers.py --groups openai,openai-stream   # also streaming (~5 min)
     python benchmarks/peers.py --groups anthropic,anthropic-stream  # the Anthropic SDK's peers
     python benchmarks/peers.py --json peers.json       # also write every figure and per-round medians
     python benchmarks/peers.py --setup-only            # only create/check the peers' virtualenv
@@ -889,7 +889,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reinstall", action="store_true", help="pip install into the virtualenv even if it is set up")
     parser.add_argument("--setup-only", action="store_true", help="create/check the virtualenv, list it, stop")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
+    parser.add_argument(
+        "--rounds", type=int, default=40, help="interleaved rounds (default 40: 20 let the verdict flip with the noise)"
+    )
     parser.add_argument("--calls", type=int, default=100, help="timed calls per variant per round (default 100)")
     parser.add_argument("--block", type=int, default=20, help="calls per variant before switching (default 20)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls per variant before round 1 (default 20)")
