@@ -17,7 +17,7 @@ genai-prices long-context tiers, which kept them off the linear pricing path bef
 ``--otlp`` also exports every span over OTLP/HTTP (protobuf) to a sink in a separate process that
 reads each request and answers 200 (:data:`SINK`): the flush then includes handing the mapped spans
 to the OTLP batch processor, encoding them and posting them, all in this process's CPU time. The
-sink's request and byte counts are printed, so a run that exported nothing shows.
+sink's span, request and byte counts are printed, so a run that lost spans shows.
 """
 
 from __future__ import annotations
@@ -121,11 +121,12 @@ def main() -> None:
     parser.add_argument("--otlp", action="store_true", help="also export over OTLP/HTTP to a sink process")
     args = parser.parse_args()
     server = ServerProcess()
-    sink, sink_url = start_sink() if args.otlp else (None, "")
-    if args.otlp:  # the OTLP queue holds a whole workload's spans: the flush, not a full queue, sends them
-        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
-        os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = str(4 * args.calls)
+    sink: subprocess.Popen[str] | None = None
     try:
+        if args.otlp:  # the OTLP queue holds a whole workload's spans: the flush, not a full queue, sends them
+            sink, sink_url = start_sink()
+            os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink_url
+            os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = str(4 * args.calls)
         with tempfile.TemporaryDirectory(prefix="agentprof-export-cpu-") as store:
             agentprof.configure(
                 db=store, schedule_delay_millis=3_600_000, max_queue_size=4 * args.calls, otlp=args.otlp or None
