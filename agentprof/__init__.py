@@ -58,11 +58,13 @@ def configure(
             their cost. Default ``AGENTPROF_OTLP=1``. The local store keeps recording.
         tracer_provider: Join this OpenTelemetry SDK ``TracerProvider`` instead of creating one:
             its exporters receive agentprof's spans, and the store sees the application's.
-        max_queue_size: Finished spans held before new ones are dropped (and counted).
+        max_queue_size: Finished spans held before new ones are dropped (and counted); an export
+            batch never exceeds it.
         schedule_delay_millis: How often finished spans are written to the spool.
 
     Raises:
-        ConfigError: An unsupported OTLP protocol was configured.
+        ConfigError: An unsupported OTLP protocol was configured, or ``max_queue_size`` or
+            ``schedule_delay_millis`` is not positive (a profiler already running is kept).
     """
     _configure(
         db,

@@ -62,6 +62,27 @@ def _otlp_requested(flag: bool | None) -> bool:
     return bool(_env_flag("AGENTPROF_OTLP"))
 
 
+def _queue_settings(max_queue_size: int, schedule_delay_millis: float, max_export_batch_size: int) -> int:
+    """The batch size to use with ``max_queue_size``, once the settings are checked.
+
+    A batch cannot exceed the queue (the SDK raises if it does), and a user who only lowers
+    ``max_queue_size`` has not chosen the batch: it is fitted to the queue rather than raise.
+
+    Raises:
+        ConfigError: A setting is not positive.
+    """
+    from agentprof.exceptions import ConfigError
+
+    for name, value in (
+        ("max_queue_size", max_queue_size),
+        ("schedule_delay_millis", schedule_delay_millis),
+        ("max_export_batch_size", max_export_batch_size),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, not {value!r}")
+    return min(max_export_batch_size, max_queue_size)
+
+
 def _env_flag(name: str) -> bool | None:
     value = os.environ.get(name)
     if value is None or value == "":
@@ -99,8 +120,10 @@ def configure(
             agentprof's spans go through all of its processors (so its exporters get them).
 
     Raises:
-        ConfigError: OTLP was asked for with an unsupported protocol.
+        ConfigError: OTLP was asked for with an unsupported protocol, or a queue setting is not
+            positive (the profiler already running, if any, is left as it was).
     """
+    max_export_batch_size = _queue_settings(max_queue_size, schedule_delay_millis, max_export_batch_size)
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor

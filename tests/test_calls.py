@@ -254,3 +254,33 @@ def test_a_first_chunk_after_the_call_ended_changes_nothing() -> None:
     call = _calls.ModelCall("openai", "chat", "gpt-4o", True, 1, 1, None, None, finished=True)
     _calls.mark_first_chunk(call)
     assert call.first_chunk_ns is None
+
+
+def test_a_queue_smaller_than_the_default_batch_is_accepted_and_records(tmp_path: Path) -> None:
+    # configure(max_queue_size=800) raised the SDK's "max_export_batch_size must be less than or
+    # equal to max_queue_size" into the agent: the batch size (2048 by default) was never fitted.
+    _runtime.configure(db=str(tmp_path / "store"), max_queue_size=800)
+    try:
+        record("gpt-4o", CanonicalUsage(input_tokens=10, output_tokens=1))
+        assert _runtime.flush()
+    finally:
+        _runtime.shutdown()
+    segments = (tmp_path / "store" / "spool").glob("seg-*.jsonl")
+    rows = [json.loads(line) for path in segments for line in path.read_text().splitlines()]
+    assert [row["kind"] for row in rows].count("model_call") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_queue_size", 0), ("max_queue_size", -5), ("schedule_delay_millis", 0), ("max_export_batch_size", 0)],
+)
+def test_a_bad_queue_setting_is_one_clear_error_and_keeps_the_running_profiler(
+    tmp_path: Path, option: str, value: float
+) -> None:
+    running = _runtime.configure(db=str(tmp_path / "store"))
+    try:
+        with pytest.raises(agentprof.ConfigError, match=f"^{option} must be"):
+            _runtime.configure(db=str(tmp_path / "other"), **{option: value})
+        assert _runtime.get_runtime() is running  # the profiler already recording is left as it was
+    finally:
+        _runtime.shutdown()
