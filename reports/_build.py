@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from sqlalchemy.engine import Connection
 
-from agentprof import analytics
 from agentprof.analytics import Filters
 
 from ._model import (
@@ -25,6 +24,7 @@ from ._model import (
     StoreInfo,
     SummarySection,
 )
+from ._tables import tables_beside
 from .rules._base import Finding
 from .rules._config import RulesConfig
 from .rules._engine import Analysis, analyse
@@ -41,6 +41,7 @@ def build_report(
     generated_at: datetime | None = None,
     rules_config: RulesConfig | None = None,
     tasks_per_day: int | None = None,
+    beside: Connection | None = None,
 ) -> Report:
     """Run the report's queries and recommendation rules on ``conn`` and assemble the result.
 
@@ -52,15 +53,19 @@ def build_report(
         rules_config: Rule thresholds; default ``[tool.agentprof.rules]`` of the project
             (:meth:`RulesConfig.load`).
         tasks_per_day: Adds a monthly cost projection at this volume (see :class:`Projection`).
+        beside: A second connection that sees the same data as ``conn``
+            (:func:`agentprof.store.second_reader`): the tables are read on it while the rules run
+            on ``conn`` (:mod:`._tables` says why). Default: everything is read on ``conn``.
 
     Raises:
         ConfigError: ``[tool.agentprof.rules]`` is invalid.
     """
     filters = filters or Filters()
     config = rules_config if rules_config is not None else RulesConfig.load()
-    groups = analytics.call_groups(conn, filters)  # read once for the summary, steps, models and a sample's scaling
-    numbers = analytics.summary(conn, filters, groups)
-    analysis = analyse(conn, filters, config, groups=groups)
+    with tables_beside(conn, filters, beside) as wait_for_tables:
+        analysis = analyse(conn, filters, config, groups=lambda: wait_for_tables().groups)
+        tables = wait_for_tables()
+    numbers = tables.summary
     findings = analysis.findings
     projection = None
     if tasks_per_day is not None:
@@ -98,7 +103,7 @@ def build_report(
                 share=row.share,
                 latency_ms=Latency(p50=row.latency_ms.p50, p95=row.latency_ms.p95),
             )
-            for row in analytics.steps(conn, filters, groups)
+            for row in tables.steps
         ],
         models=[
             ModelEntry(
@@ -113,7 +118,7 @@ def build_report(
                 unpriced_calls=row.unpriced_calls,
                 share=row.share,
             )
-            for row in analytics.models(conn, filters, groups)
+            for row in tables.models
         ],
         recommendations=[recommendation(finding) for finding in findings],
         recommendations_basis=basis(analysis),

@@ -28,10 +28,11 @@ def report(
     from agentprof.analytics import Filters
     from agentprof.reports import build_report, render_json, render_markdown, render_text, store_info  # type: ignore[import-not-found]
     from agentprof.reports.rules._config import RulesConfig  # type: ignore[import-not-found]
+    from agentprof.store import second_reader
 
     rules_config = RulesConfig.load()  # a bad [tool.agentprof.rules] fails before the store is opened
     filters = Filters(since=since, task=task_name)
-    with store_connection(db) as (location, conn):
+    with store_connection(db) as (location, conn), second_reader(conn) as beside:
         ensure_selection(conn, filters, location.display)
         result = build_report(
             conn,
@@ -39,6 +40,7 @@ def report(
             store=store_info(conn, location.display),
             rules_config=rules_config,
             tasks_per_day=tasks_per_day,
+            beside=beside,
         )
     if output_format == "json":
         click.echo(render_json(result))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from agentprof.store._duckdb_file import DEFAULT_LOCK_TIMEOUT
 from agentprof.store._ingest import IngestResult
 from agentprof.store._migrations import MIGRATIONS, SCHEMA_VERSION, Migration
-from agentprof.store._store import Store, open_store
+from agentprof.store._store import Store, open_store, second_reader
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
@@ -20,4 +20,5 @@ __all__ = [
     "SCHEMA_VERSION",
     "Store",
     "open_store",
+    "second_reader",
 ]

@@ -14,6 +14,8 @@ wrong path into one clear line happen in one place. For a DuckDB file the order 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, create_engine, inspect
@@ -194,3 +196,26 @@ def open_store(
             store.close()
             raise
     return store
+
+
+@contextmanager
+def second_reader(conn: Connection) -> Iterator[Connection | None]:
+    """Another connection reading what ``conn`` has committed, for queries run beside it; else ``None``.
+
+    Only a DuckDB *file* qualifies: DuckDB keeps one database per file and process, so another
+    connection of this process reads the same data, and the file's lock keeps other processes from
+    writing it meanwhile. An in-memory database would be a new, empty one, and another server's
+    connection could read at another moment than ``conn``: those get ``None``, and so does a store
+    that refuses the connection (the caller then reads everything on ``conn``).
+    """
+    database = conn.engine.url.database or ""
+    if conn.dialect.name != "duckdb" or not database or database.startswith(":memory:"):
+        yield None
+        return
+    try:
+        beside = conn.engine.connect()
+    except SQLAlchemyError:
+        yield None
+        return
+    with beside:
+        yield beside

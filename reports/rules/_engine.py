@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gc
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -357,7 +357,7 @@ def analyse(
     config: RulesConfig | None = None,
     *,
     rules: Sequence[str] | None = None,
-    groups: Sequence[CallGroup] | None = None,
+    groups: Sequence[CallGroup] | Callable[[], Sequence[CallGroup]] | None = None,
 ) -> Analysis:
     """Load the selection (or, above ``config.max_calls``, a sample of it) and run the rules.
 
@@ -367,7 +367,8 @@ def analyse(
         config: Thresholds; default :class:`RulesConfig` defaults (the CLI passes ``RulesConfig.load()``).
         rules: Only these rule kinds (still run in :data:`RULE_ORDER`); default all.
         groups: :func:`~agentprof.analytics.call_groups` of the same selection, if the caller
-            has it (a sample's findings are scaled by them); read here when needed otherwise.
+            has it (a sample's findings are scaled by them), or a function returning them, called
+            only then (the report reads them beside the rules); read here when needed otherwise.
 
     Returns:
         The findings, most valuable first (savings x confidence weight, then names: the same
@@ -381,6 +382,8 @@ def analyse(
     if sample is not None:
         if groups is None:
             groups = call_groups(conn, filters)
+        elif callable(groups):
+            groups = groups()
         findings = scale_findings(findings, sample, workload.calls, group_totals(groups))
     return Analysis(findings=findings, sample=sample, calls_analysed=len(workload.calls))
 
