@@ -2,8 +2,9 @@
 
 User errors never show a traceback: every :class:`~agentprof.exceptions.AgentprofError`
 (``ConfigError`` included) and a database that cannot be reached (SQLAlchemy's
-``OperationalError``) become :class:`CliError`. Usage errors keep click's exit code 2.
-Anything else is a bug and keeps its traceback.
+``OperationalError``) become :class:`CliError`. Usage errors keep click's exit code 2. Ctrl-C
+during a DuckDB query is click's ``Aborted!`` as anywhere else. Anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class AgentprofGroup(click.Group):
         except Exception as exc:
             if _is_database_unreachable(exc):
                 raise CliError(f"the store could not be read: {one_line(exc)}") from exc
+            if _is_interrupted_query(exc):
+                raise click.Abort from exc
             raise
 
 
@@ -51,3 +54,13 @@ def _is_database_unreachable(exc: Exception) -> bool:
     # Checked through sys.modules so the CLI never imports SQLAlchemy just to handle errors.
     sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
     return sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.OperationalError)
+
+
+def _is_interrupted_query(exc: Exception) -> bool:
+    """Whether ``exc`` is Ctrl-C arriving while DuckDB ran a query.
+
+    DuckDB's Python client turns the ``KeyboardInterrupt`` into ``RuntimeError("Query interrupted")``
+    (its own tests accept either), which would print a traceback; click prints ``Aborted!`` for
+    Ctrl-C anywhere else, and this is the same user action.
+    """
+    return type(exc) is RuntimeError and str(exc) == "Query interrupted"

@@ -60,3 +60,38 @@ def test_help_does_not_import_the_database_stack() -> None:
     code = "import sys, agentprof.cli; print(sorted(m for m in ('duckdb', 'sqlalchemy', 'rich') if m in sys.modules))"
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert imported.strip() == "[]"
+
+
+def test_ctrl_c_during_a_duckdb_query_is_aborted_without_a_traceback(runner: CliRunner) -> None:
+    # DuckDB's client turns Ctrl-C during a query into RuntimeError("Query interrupted"): a real
+    # query (about a minute uninterrupted) and a real SIGINT, as a terminal sends, half a second
+    # into it (a signal already pending when the query starts is only seen after it ends).
+    import os
+    import signal
+    import threading
+
+    import duckdb
+
+    from agentprof.cli._errors import AgentprofGroup
+
+    @click.group(cls=AgentprofGroup)
+    def cli() -> None:
+        pass
+
+    timers: list[threading.Timer] = []
+
+    @cli.command()
+    def slow() -> None:
+        conn = duckdb.connect()
+        timers.append(threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)))
+        timers[0].start()
+        conn.execute("SELECT count(*) FROM range(10000000000) t(x) WHERE x % 7 = 3").fetchall()
+
+    try:
+        result = runner.invoke(cli, ["slow"])
+    finally:
+        for timer in timers:
+            timer.cancel()
+    assert result.exit_code == 1
+    assert result.output == "Aborted!\n"
+    assert isinstance(result.exception, SystemExit)
