@@ -3,7 +3,7 @@
 Why: at ten million calls the tables' queries take about 1.5 s of DuckDB work and the rules about
 4 s of Python on their sample of the latest calls. DuckDB runs a query without holding the GIL, so
 on a second connection the two overlap on a machine with two cores (``benchmarks/report.py``:
-5.6 s -> ~4 s at 10,000,000 calls; nothing to gain at 100,000, where the queries take 0.07 s).
+5.78 -> 5.19 s median at 10,000,000 calls; nothing to gain at 100,000, where the queries take 0.07 s).
 
 Only with a connection :func:`agentprof.store.second_reader` vouches for: one that sees the same
 data as the rules' connection (another connection of this process to the same DuckDB file). Without
