@@ -15,8 +15,7 @@ from agentprof.exceptions import ConfigError
 from agentprof.reports import StoreInfo, build_report, render_json
 from agentprof.reports.rules._config import RulesConfig
 from agentprof.store import second_reader
-from agentprof.store.schema import metadata
-from tests.reports.rules.test_sampling import BASE_NS, CALLS, INSERT_CALLS
+from tests.reports.rules.test_sampling import CALLS, sampling_store
 
 GENERATED_AT = datetime(2026, 1, 2, 8, 30, tzinfo=UTC)
 STORE = StoreInfo(location=".agentprof", dialect="duckdb")
@@ -25,11 +24,7 @@ WORKER = "agentprof-report-tables"
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
-    path = tmp_path_factory.mktemp("tables") / "t.duckdb"
-    engine = sa.create_engine(f"duckdb:///{path}")
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(INSERT_CALLS.format(calls=CALLS, base=BASE_NS))
+    engine = sampling_store(tmp_path_factory.mktemp("tables"))
     yield engine
     engine.dispose()
 

@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -80,13 +81,18 @@ FROM sized
 """
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
-    path = tmp_path_factory.mktemp("sampling") / "t.duckdb"
-    engine = sa.create_engine(f"duckdb:///{path}")
+def sampling_store(directory: Path) -> sa.Engine:
+    """A DuckDB file in ``directory`` holding :data:`CALLS` calls of :data:`INSERT_CALLS` (dispose of it)."""
+    engine = sa.create_engine(f"duckdb:///{directory / 't.duckdb'}")
     metadata.create_all(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql(INSERT_CALLS.format(calls=CALLS, base=BASE_NS))
+    return engine
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    engine = sampling_store(tmp_path_factory.mktemp("sampling"))
     yield engine
     engine.dispose()
 
