@@ -20,14 +20,20 @@ usage block): hashes and counts, no text. ``agentprof serve`` reads them back, s
 OTLP gets the same recommendations as the local one.
 
 A collector that is down, slow or refusing never reaches the agent: the queue is bounded, the
-worker thread does the waiting, and failures and drops are counted (``agentprof doctor``).
+worker thread does the waiting, and failures and drops are counted (``agentprof doctor``). Nor
+does it fill the agent's output: the SDK exporter logs a warning per retry and an error per
+batch (a few long lines a minute for as long as the collector is down); those records are held
+back while agentprof's exporter runs (:class:`_HeldExportLogs`) and the first failure becomes one
+agentprof warning with its reason.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -49,6 +55,55 @@ _PROTOCOLS = ("http/protobuf", "grpc")
 
 #: At exit, how long the final export may wait for the collector before it is abandoned.
 FINAL_FLUSH_SECONDS = 3.0
+#: The SDK's reason for a failed batch is quoted up to this many characters (urllib3's are long).
+_REASON_CHARS = 300
+
+
+class _HeldExportLogs(logging.Filter):
+    """Holds back the SDK exporter's log records on a thread while that thread runs our export.
+
+    Installed on the SDK exporter's own loggers, it drops only records made inside
+    :meth:`CountingExporter.export` (a thread-local list is set then), keeping their messages for
+    the one warning agentprof gives; an application that uses the same SDK exporter for its own
+    pipeline still gets its records, from its own threads.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    @contextmanager
+    def holding(self) -> Iterator[list[str]]:
+        """Hold this thread's records back for the block; yields the messages held."""
+        held: list[str] = []
+        self._local.held = held
+        try:
+            yield held
+        finally:
+            self._local.held = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Let the record through unless this thread is exporting for agentprof."""
+        held = getattr(self._local, "held", None)
+        if held is None:
+            return True
+        if len(held) < 4:
+            try:
+                held.append(record.getMessage())
+            except Exception:  # a record whose arguments do not fit its format: still held back
+                held.append(str(record.msg))
+        return False
+
+    def install(self, exporter: SpanExporter) -> None:
+        """Filter the loggers of ``exporter``'s OpenTelemetry modules (its class and bases); idempotent."""
+        for cls in type(exporter).__mro__:
+            if cls.__module__.startswith("opentelemetry."):
+                logger = logging.getLogger(cls.__module__)
+                if self not in logger.filters:
+                    logger.addFilter(self)
+
+
+_EXPORT_LOGS = _HeldExportLogs()
 
 
 def make_exporter() -> SpanExporter:
@@ -116,19 +171,29 @@ class CountingExporter(SpanExporter):
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
         self._stopped = False
+        _EXPORT_LOGS.install(inner)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Export ``spans``; never raises, counts what the collector refused."""
+        """Export ``spans``; never raises, counts what the collector refused, warns of the first failure."""
         batch = list(spans)
-        try:
-            result = self.inner.export(batch)
-        except Exception as exc:  # the SDK exporter returns FAILURE itself; be safe anyway
-            _safety.internal_error("otlp.export", exc)
-            result = SpanExportResult.FAILURE
+        with _EXPORT_LOGS.holding() as held:
+            try:
+                result = self.inner.export(batch)
+            except Exception as exc:  # the SDK exporter returns FAILURE itself; be safe anyway
+                _safety.internal_error("otlp.export", exc)
+                result = SpanExportResult.FAILURE
         if result is SpanExportResult.SUCCESS:
             _safety.count("otlp_spans_exported", len(batch))
         else:
             _safety.count("otlp_spans_failed", len(batch))
+            reason = held[0] if held else "the exporter gave no reason"
+            _safety.warn_once(
+                "otlp.export",
+                "agentprof: OTLP export failed, %d span(s) not delivered (%s). Your program is unaffected and "
+                "the local store keeps recording; later failures are counted, not logged: run `agentprof doctor`.",
+                len(batch),
+                reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 3] + "...",
+            )
         return result
 
     def shutdown(self) -> None:

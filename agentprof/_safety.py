@@ -41,6 +41,24 @@ def reset_counters() -> None:
         _logged.clear()
 
 
+def _first_time(where: str) -> bool:
+    """Whether nothing was logged for ``where`` yet in this process (and mark it logged)."""
+    with _lock:
+        first = where not in _logged
+        _logged.add(where)
+    return first
+
+
+def warn_once(where: str, message: str, *args: object) -> None:
+    """Log an operational failure at ``where`` as a warning the first time only (later ones are counted elsewhere).
+
+    For failures outside agentprof's control that repeat (a collector that stays down): the user
+    learns of it once, and ``agentprof doctor`` has the counts, instead of a line per attempt.
+    """
+    if _first_time(where):
+        logger.warning(message, *args)
+
+
 def _should_reraise() -> bool:
     if os.environ.get("AGENTPROF_RAISE_INTERNAL_ERRORS", "") == "0":
         return False
@@ -55,10 +73,7 @@ def internal_error(where: str, exc: BaseException) -> None:
     """
     count("internal_errors")
     count(f"internal_errors.{where}")
-    with _lock:
-        first = where not in _logged
-        _logged.add(where)
-    if first:
+    if _first_time(where):
         logger.warning(
             "agentprof: internal error in %s (%r). Your code is unaffected; profiling data may be "
             "incomplete. Run `agentprof doctor` for details.",

@@ -88,6 +88,26 @@ def model_server() -> Iterator[TestServer]:
         yield running
 
 
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _sdk_exporter_records(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name.startswith("opentelemetry.exporter")]
+
+
+def _otlp_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "agentprof" and "OTLP export failed" in record.getMessage()
+    ]
+
+
 def run_agent(model_server: TestServer, model: str = "gpt-4o-mini") -> None:
     openai_integration.instrument()
     try:
@@ -187,11 +207,7 @@ def test_an_unpriced_call_is_flagged_not_zero(
 def test_a_collector_that_is_down_never_reaches_the_agent(
     tmp_path: Path, model_server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = _closed_port()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     _safety.reset_counters()
@@ -201,6 +217,73 @@ def test_a_collector_that_is_down_never_reaches_the_agent(
     assert len(store_calls(tmp_path / "store")) == 1  # the store kept recording
     assert _safety.counters().get("otlp_spans_failed", 0) >= 1
     assert _safety.counters().get("otlp_spans_exported", 0) == 0
+
+
+def test_a_collector_that_stays_down_is_one_warning_not_a_line_per_retry(
+    tmp_path: Path, model_server: TestServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The SDK exporter logs a warning per retry and an error per batch into the agent's stderr for as
+    # long as the collector is down; the user gets one line from agentprof, and doctor has the counts.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    _safety.reset_counters()
+    agentprof.configure(db=str(tmp_path / "store"), otlp=True, schedule_delay_millis=10)
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):  # three tasks, each exported (and failing) on its own
+            run_agent(model_server)
+            deadline = time.monotonic() + 10
+            failed = _safety.counters().get("otlp_spans_failed", 0)
+            while _safety.counters().get("otlp_spans_failed", 0) == failed and time.monotonic() < deadline:
+                time.sleep(0.02)
+        agentprof.shutdown()
+    assert _safety.counters()["otlp_spans_failed"] == 9  # 3 spans a task, none delivered
+    assert _sdk_exporter_records(caplog) == []
+    [warning] = _otlp_warnings(caplog)
+    assert "span(s) not delivered" in warning and "agentprof doctor" in warning
+    assert "the exporter gave no reason" not in warning  # the SDK's own reason is quoted
+
+
+def test_a_refusing_collector_is_warned_of_with_its_answer(
+    tmp_path: Path, model_server: TestServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Refusing(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(400)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        _safety.reset_counters()
+        agentprof.configure(db=str(tmp_path / "store"), otlp=True)
+        with caplog.at_level(logging.DEBUG):
+            run_agent(model_server)
+            agentprof.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _sdk_exporter_records(caplog) == []
+    [warning] = _otlp_warnings(caplog)
+    assert "3 span(s) not delivered" in warning and "400" in warning
+    assert len(store_calls(tmp_path / "store")) == 1
+
+
+def test_the_applications_own_otlp_exporter_still_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Only records made while agentprof's exporter runs are held back: the same SDK exporter used by the
+    # application's own pipeline (on its own threads) logs as before.
+    agentprof.configure(db=str(tmp_path / "store"), otlp=True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter").warning("the app's exporter")
+    finally:
+        agentprof.shutdown()
+    assert _sdk_exporter_records(caplog) == ["the app's exporter"]
 
 
 def test_joining_an_applications_tracer_provider(tmp_path: Path, model_server: TestServer) -> None:
@@ -250,15 +333,11 @@ def test_an_unsupported_protocol_is_one_clear_error(tmp_path: Path, monkeypatch:
 def test_doctor_shows_what_the_collector_refused(
     tmp_path: Path, model_server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import socket
-
     from click.testing import CliRunner
 
     from agentprof.cli import main
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = _closed_port()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     monkeypatch.setenv("AGENTPROF_OTLP", "1")
@@ -273,11 +352,7 @@ def test_doctor_shows_what_the_collector_refused(
 
 
 def test_spans_the_full_export_queue_dropped_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = _closed_port()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     _safety.reset_counters()
