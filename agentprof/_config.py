@@ -43,8 +43,10 @@ def resolve_store_location(db: str | os.PathLike[str] | None = None, *, cwd: Pat
     """Resolve the store from an explicit value, ``AGENTPROF_DB``, or the default ``.agentprof/``.
 
     A value is either an SQLAlchemy URL (it contains ``://``) or a filesystem path. A path to a
-    directory (existing, or without a file suffix) holds ``agentprof.duckdb`` and ``spool/``;
-    a path with a suffix is the database file itself and its spool is ``<file>.spool/`` beside it.
+    directory (existing, or new and without a file suffix) holds ``agentprof.duckdb`` and
+    ``spool/``; a path with a suffix, or an existing file without one, is the database file itself
+    and its spool is ``<file>.spool/`` beside it (so a file given by mistake is reported as the
+    file it is, not as an empty store directory).
 
     Raises:
         ConfigError: The value is empty.
@@ -67,7 +69,7 @@ def resolve_store_location(db: str | os.PathLike[str] | None = None, *, cwd: Pat
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = base / path
-    if path.is_dir() or not path.suffix:
+    if path.is_dir() or not (path.suffix or path.is_file()):
         db_path = path / DEFAULT_DB_FILE
         return StoreLocation(f"duckdb:///{db_path}", db_path, path / SPOOL_DIR_NAME, str(path))
     return StoreLocation(f"duckdb:///{path}", path, path.with_name(path.name + ".spool"), str(path))

@@ -47,3 +47,23 @@ def test_pyproject_table_and_bad_toml(tmp_path: Path) -> None:
 def test_empty_agentprof_db_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(agentprof.ConfigError, match="AGENTPROF_DB is empty"):
         resolve_store_location("  ")
+
+
+def test_an_existing_file_without_a_suffix_is_the_database_not_a_directory(tmp_path: Path) -> None:
+    store = tmp_path / "mystore"
+    agentprof.configure(db=str(store))  # a real store, whose database file is then renamed
+    with agentprof.task("kept"):
+        pass
+    _runtime.shutdown()
+    assert CliRunner().invoke(main, ["tasks", "--db", str(store)]).exit_code == 0  # ingests the spool
+    (store / "agentprof.duckdb").rename(tmp_path / "renamed")
+    assert resolve_store_location(str(tmp_path / "renamed")).db_path == tmp_path / "renamed"
+    result = CliRunner().invoke(main, ["tasks", "--db", str(tmp_path / "renamed"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"kept"' in result.output
+    foreign = tmp_path / "notes"
+    foreign.write_text("not a database\n")
+    result = CliRunner().invoke(main, ["report", "--db", str(foreign)])
+    assert result.exit_code == 1
+    assert f"{foreign} is not a DuckDB database" in result.output
+    assert foreign.read_text() == "not a database\n"  # left as it was
