@@ -188,7 +188,7 @@ class CountingExporter(SpanExporter):
             _safety.count("otlp_spans_failed", len(batch))
             reason = held[0] if held else "the exporter gave no reason"
             _safety.warn_once(
-                "otlp.export",
+                "otlp.delivery",  # not internal_error's "otlp.export": a bug there must still be logged
                 "agentprof: OTLP export failed, %d span(s) not delivered (%s). Your program is unaffected and "
                 "the local store keeps recording; later failures are counted, not logged: run `agentprof doctor`.",
                 len(batch),
