@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -12,35 +13,63 @@ from . import _format as fmt
 from ._task_model import CallView, StepView, TaskDetail, TaskList
 
 SHORT_ID_LENGTH = 12
+_UNBOUNDED = 10_000  # a measurement is capped at the console's width
+
+
+#: The task list's layouts, widest first: what goes between a cost and the calls it leaves out, and
+#: how the start time is written (the last one puts both on a second line).
+_TASK_LAYOUTS = ((" ", "%Y-%m-%d %H:%M:%S"), ("\n", "%Y-%m-%d %H:%M:%S"), ("\n", "%Y-%m-%d\n%H:%M:%S"))
 
 
 def render_task_list(tasks: TaskList, console: Console) -> None:
-    """Print recent tasks as a table (id shortened to 12 characters, enough for ``show``)."""
+    """Print recent tasks as a table (id shortened to 12 characters, enough for ``show``).
+
+    Fitted to the console like the report's tables: the first of :data:`_TASK_LAYOUTS` whose
+    widest rendering fits is used, one line per task when it can be. At 80 columns the one-line
+    table was wider than the terminal and rich cut every row ($0.0335 read ``$0.03``, the
+    duration was gone); now names fold and values are never cut.
+    """
     if not tasks.tasks:
         console.print(f"No tasks in this selection ({fmt.selection(tasks.filters)}): only untracked model calls.")
         return
-    table = Table(box=box.SIMPLE_HEAD, title=f"Tasks  ({fmt.selection(tasks.filters)})", title_justify="left")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("Task", min_width=14)
-    table.add_column("Started (UTC)", no_wrap=True)
-    table.add_column("Status", no_wrap=True)
-    table.add_column("Calls", justify="right")
-    table.add_column("Cost", justify="right", min_width=9)
-    table.add_column("Duration", justify="right")
-    for task in tasks.tasks:
-        table.add_row(
-            task.task_id[:SHORT_ID_LENGTH],
-            Text(task.name),
-            f"{task.started_at:%Y-%m-%d %H:%M:%S}",
-            Text(task.status, style="green" if task.status == "ok" else "red"),
-            f"{task.model_calls:,}",
-            fmt.money_with_unpriced(task.cost_usd, task.unpriced_calls),
-            fmt.duration(task.duration_ms),
-        )
+    unbounded = console.options.update_width(_UNBOUNDED)
+    for before_unpriced, started in _TASK_LAYOUTS:
+        table = _task_table(tasks, before_unpriced, started)
+        if Measurement.get(console, unbounded, table).maximum <= console.width:
+            break
     console.print(table)
     unpriced = sum(task.unpriced_calls for task in tasks.tasks)
     if unpriced:
         console.print(Text(fmt.unpriced_note(unpriced), style="yellow"))
+
+
+def _task_table(tasks: TaskList, before_unpriced: str, started: str) -> Table:
+    """The task list: ``before_unpriced`` between a cost and its unpriced calls, ``started`` formats the start."""
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=f"Tasks  ({fmt.selection(tasks.filters)})",
+        title_justify="left",
+        collapse_padding=True,
+        pad_edge=False,
+        show_edge=False,
+    )
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Task", overflow="fold")
+    table.add_column("Started (UTC)", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    for header in ("Calls", "Cost", "Duration"):
+        table.add_column(header, justify="right", overflow="fold")
+    for task in tasks.tasks:
+        table.add_row(
+            task.task_id[:SHORT_ID_LENGTH],
+            Text(task.name),
+            task.started_at.strftime(started),
+            Text(task.status, style="green" if task.status == "ok" else "red"),
+            f"{task.model_calls:,}",
+            fmt.money_with_unpriced(task.cost_usd, task.unpriced_calls).replace(" +", before_unpriced + "+", 1),
+            fmt.duration(task.duration_ms),
+        )
+    return table
 
 
 def render_task_detail(detail: TaskDetail, console: Console) -> None:

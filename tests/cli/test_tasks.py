@@ -33,6 +33,22 @@ def test_tasks_text(runner: CliRunner, store_dir: Path) -> None:
     assert rows[0][4:] == ["ok", "1", "unpriced", "500", "ms"]
 
 
+def test_tasks_text_on_an_80_column_terminal_cuts_no_value(store_dir: Path) -> None:
+    # At 80 columns (a terminal's default, and any pipe) the one-line table was wider than the console
+    # and rich cut every row: $0.0335 read "$0.03", "unpriced" "unpric", and the duration was gone.
+    # The table now takes a layout that fits: here the start time and the unpriced count on a 2nd line.
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["tasks", "--db", str(store_dir)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(map(len, lines)) <= 80
+    at = {line.split()[0]: index for index, line in enumerate(lines) if line.strip()[:4] in ("a1a1", "c3c3", "d4d4")}
+    assert lines[at[T1[:12]]].split() == [T1[:12], "triage", "2025-01-01", "ok", "4", "$0.0335", "1.00", "s"]
+    assert lines[at[T1[:12]] + 1].split() == ["10:00:00"]
+    assert lines[at[T4[:12]]].split()[-3:] == ["unpriced", "500", "ms"]
+    assert lines[at[T2[:12]]].split()[-3:] == ["$0.0010", "3.00", "s"]
+    assert lines[at[T2[:12]] + 1].split() == ["11:00:00", "+1", "unpriced"]
+
+
 def test_tasks_json_filters_and_limit(runner: CliRunner, store_dir: Path) -> None:
     result = runner.invoke(main, ["tasks", "--db", str(store_dir), "--task", "triage", "--limit", "1", "-f", "json"])
     assert result.exit_code == 2  # no -f short option
