@@ -48,6 +48,7 @@ class StoreSpanExporter(SpanExporter):
         self._last_health = 0.0
         self._shutdown = False
         self._warned = False
+        self._baseline = _safety.counters()  # what earlier runtimes of this process counted
 
     def note_emitted(self) -> None:
         """Count a span handed to the processor (the exporter sees what survived the queue)."""
@@ -100,7 +101,7 @@ class StoreSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def health(self) -> dict[str, int]:
-        """Counters of this exporter plus the process-wide safety counters."""
+        """Counters of this exporter plus what the process-wide safety counters gained since it started."""
         with self._lock:
             own = {
                 "spans_emitted": self._emitted,
@@ -108,7 +109,7 @@ class StoreSpanExporter(SpanExporter):
                 "spans_written": self._written,
                 "spans_lost_on_write": self._lost,
             }
-        merged = {**_safety.counters(), **own}
+        merged = {**_safety.counters_since(self._baseline), **own}
         return merged
 
     def _maybe_write_health(self, force: bool = False) -> None:

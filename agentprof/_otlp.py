@@ -170,6 +170,8 @@ class CountingExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        self.handled = 0  # spans this exporter delivered or failed (the process counters span runtimes)
+        self._handled_lock = threading.Lock()
         self._stopped = False
         _EXPORT_LOGS.install(inner)
 
@@ -182,6 +184,8 @@ class CountingExporter(SpanExporter):
             except Exception as exc:  # the SDK exporter returns FAILURE itself; be safe anyway
                 _safety.internal_error("otlp.export", exc)
                 result = SpanExportResult.FAILURE
+        with self._handled_lock:
+            self.handled += len(batch)
         if result is SpanExportResult.SUCCESS:
             _safety.count("otlp_spans_exported", len(batch))
         else:
@@ -307,10 +311,9 @@ def shutdown_processor(processor: BatchSpanProcessor, deadline_s: float = FINAL_
             _safety.count("otlp_final_flush_abandoned")
         processor.span_exporter.shutdown()
         processor.shutdown()  # type: ignore[no-untyped-call]
-        if isinstance(processor, CountingBatchSpanProcessor):
-            counters = _safety.counters()
-            handled = counters.get("otlp_spans_exported", 0) + counters.get("otlp_spans_failed", 0)
-            if processor.received > handled:
-                _safety.count("otlp_spans_dropped", processor.received - handled)
+        exporter = processor.span_exporter
+        if isinstance(processor, CountingBatchSpanProcessor) and isinstance(exporter, CountingExporter):
+            if processor.received > exporter.handled:
+                _safety.count("otlp_spans_dropped", processor.received - exporter.handled)
     except Exception as exc:
         _safety.internal_error("otlp.shutdown", exc)

@@ -34,8 +34,26 @@ def counters() -> dict[str, int]:
         return dict(_counters)
 
 
+def counters_since(baseline: dict[str, int]) -> dict[str, int]:
+    """What each counter gained since ``baseline`` (a snapshot from :func:`counters`).
+
+    A runtime reports its own share: a process that configures agentprof again (another store,
+    say) must not report the first runtime's losses as the second's. A counter below its
+    baseline was reset meanwhile (tests), so all of it is new.
+    """
+    with _lock:
+        now = dict(_counters)
+    gained: dict[str, int] = {}
+    for name, value in now.items():
+        before = baseline.get(name, 0)
+        delta = value - before if value >= before else value
+        if delta:
+            gained[name] = delta
+    return gained
+
+
 def reset_counters() -> None:
-    """Forget all counters (tests and ``configure`` after ``shutdown``)."""
+    """Forget all counters (tests; a runtime reports only what it added, see :func:`counters_since`)."""
     with _lock:
         _counters.clear()
         _logged.clear()

@@ -157,6 +157,9 @@ def doctor(db: str | None) -> None:
     console = Console()
     checks = run_checks(db)
     table = Table(show_header=False, box=None, padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a long path or URL folds instead of ending in an ellipsis
     for check in checks:
         mark = {True: Text("ok", "green"), False: Text("problem", "bold red"), None: Text("info", "dim")}[check.ok]
         table.add_row(mark, Text(check.name, "bold"), Text(check.detail))
