@@ -10,6 +10,9 @@ from ._model import RecommendationBasis, ReportFilters
 UNPRICED = "unpriced"
 DOCTOR_HINT = "unknown model or no usage reported: `agentprof doctor` lists why"
 _CENT_FRACTION = Decimal("0.0001")
+#: A console width no table reaches: rich caps a measurement at the console's width, so tables are
+#: measured against this to learn whether they fit.
+UNBOUNDED_WIDTH = 10_000
 
 
 def money(value: Decimal | None) -> str:

@@ -13,7 +13,6 @@ from . import _format as fmt
 from ._task_model import CallView, StepView, TaskDetail, TaskList
 
 SHORT_ID_LENGTH = 12
-_UNBOUNDED = 10_000  # a measurement is capped at the console's width
 
 
 #: The task list's layouts, widest first: what goes between a cost and the calls it leaves out, and
@@ -27,12 +26,13 @@ def render_task_list(tasks: TaskList, console: Console) -> None:
     Fitted to the console like the report's tables: the first of :data:`_TASK_LAYOUTS` whose
     widest rendering fits is used, one line per task when it can be. At 80 columns the one-line
     table was wider than the terminal and rich cut every row ($0.0335 read ``$0.03``, the
-    duration was gone); now names fold and values are never cut.
+    duration was gone); now names fold, and values fold rather than being cut down to about 60
+    columns (below that the fixed columns alone are wider than the console).
     """
     if not tasks.tasks:
         console.print(f"No tasks in this selection ({fmt.selection(tasks.filters)}): only untracked model calls.")
         return
-    unbounded = console.options.update_width(_UNBOUNDED)
+    unbounded = console.options.update_width(fmt.UNBOUNDED_WIDTH)
     for before_unpriced, started in _TASK_LAYOUTS:
         table = _task_table(tasks, before_unpriced, started)
         if Measurement.get(console, unbounded, table).maximum <= console.width:

@@ -18,7 +18,6 @@ from ._model import ModelEntry, Projection, Recommendation, Report, StepEntry
 
 WIDE = 110
 """Console width from which the Steps table shows every column."""
-_UNBOUNDED = 10_000
 
 
 def render_text(report: Report, console: Console) -> None:
@@ -198,7 +197,7 @@ def _fitted(title: str, columns: Sequence[_Column[_Row]], rows: Sequence[_Row], 
     ``--format json`` still has keeps every row on one line. Names too long for any layout still
     fold, never cut.
     """
-    measuring = Console(width=_UNBOUNDED)  # a measurement is capped at the console's width
+    measuring = Console(width=fmt.UNBOUNDED_WIDTH)  # a measurement is capped at the console's width
     shown = list(columns)
     table = _table(title, shown, rows)
     for column in [column for column in columns if column.optional]:

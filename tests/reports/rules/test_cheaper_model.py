@@ -250,9 +250,11 @@ def _record(server: TestServer, db: Path, classify_model: str, tickets: int = 24
     agentprof.configure(db=str(db))
     agentprof.instrument()
     try:
-        client = openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)
-        for ticket in range(tickets):
-            _triage(client, classify_model, ticket)
+        # Closed here: a client left to the garbage collector closes its socket with a ResourceWarning
+        # in whichever later test the collection happens (test_engine's gc.collect() failed on it).
+        with openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0) as client:
+            for ticket in range(tickets):
+                _triage(client, classify_model, ticket)
     finally:
         agentprof.uninstrument()
         _runtime.shutdown()
