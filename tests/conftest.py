@@ -11,6 +11,7 @@ import pytest
 
 from agentprof import _runtime, _safety
 from agentprof._context import current_frame
+from agentprof.testserver import TestServer
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +43,10 @@ def spool_rows(profiled: _runtime.Runtime) -> Callable[[], list[dict[str, Any]]]
         return sorted(rows, key=lambda row: row["start_time_ns"])
 
     return read
+
+
+@pytest.fixture
+def model_server() -> Iterator[TestServer]:
+    """The local OpenAI/Anthropic-compatible model server, for one test."""
+    with TestServer() as running:
+        yield running

@@ -82,12 +82,6 @@ def collector() -> Iterator[Collector]:
     server.server_close()
 
 
-@pytest.fixture
-def model_server() -> Iterator[TestServer]:
-    with TestServer() as running:
-        yield running
-
-
 def _closed_port() -> int:
     import socket
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
-import pytest
 from click.testing import CliRunner, Result
 
 import agentprof
@@ -14,12 +12,6 @@ from agentprof import _runtime
 from agentprof.cli import main
 from agentprof.integrations import openai as openai_integration
 from agentprof.testserver import TestServer
-
-
-@pytest.fixture
-def model_server() -> Iterator[TestServer]:
-    with TestServer() as running:
-        yield running
 
 
 def doctor(store: Path, columns: int = 200) -> Result:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,6 @@ from agentprof.cli import main
 from agentprof.ingest._receiver import OtlpReceiver
 from agentprof.integrations import openai as openai_integration
 from agentprof.testserver import TestServer
-
-
-@pytest.fixture
-def model_server() -> Iterator[TestServer]:
-    with TestServer() as running:
-        yield running
 
 
 def _report(store: Path) -> dict[str, Any]:
