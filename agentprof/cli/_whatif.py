@@ -58,14 +58,12 @@ def whatif(
     from agentprof.cli._store import ensure_selection, make_console, store_connection
     from agentprof.cli._whatif_compute import compute_whatif, render_whatif
     from agentprof.reports.rules._config import RulesConfig  # type: ignore[import-not-found]
-    from agentprof.reports.rules._engine import load_workload  # type: ignore[import-not-found]
 
     spread = token_spread if token_spread is not None else RulesConfig.load().cheaper_model.token_spread
     filters = Filters(since=since, task=task_name)
     with store_connection(db) as (location, conn):
         ensure_selection(conn, filters, location.display)
-        calls = load_workload(conn, filters).calls
-    answer = compute_whatif(calls, step, target_model, provider, spread, task=task_name, since=since)
+        answer = compute_whatif(conn, filters, step, target_model, provider, spread)
     if output_format == "json":
         click.echo(answer.model_dump_json(indent=2))
     else:

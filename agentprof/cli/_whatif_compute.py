@@ -7,18 +7,21 @@ report models.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
+from agentprof._usage import CanonicalUsage
 from agentprof.cli._errors import CliError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy.engine import Connection
 
+    from agentprof.analytics import Filters
+    from agentprof.analytics._step_usage import UsageGroup
     from agentprof.pricing._reprice import Repricer
 
 Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
@@ -79,7 +82,6 @@ class _Totals:
     """Running sums of one task name (or of everything)."""
 
     def __init__(self) -> None:
-        self.tasks: set[str] = set()
         self.calls = 0
         self.unpriced = 0
         self.current = _ZERO
@@ -95,74 +97,78 @@ def _mean(total: Decimal, count: int) -> Decimal:
 
 
 def compute_whatif(
-    calls: Sequence[object],
+    conn: Connection,
+    filters: Filters,
     step: str,
     target_model: str,
     provider: str | None,
     spread: float,
-    *,
-    task: str | None = None,
-    since: datetime | None = None,
 ) -> WhatIf:
-    """Re-price the calls of ``step`` (``CallRecord`` objects) on ``target_model``.
+    """Re-price the selected calls of ``step`` on ``target_model``.
+
+    The calls are read summed by task name, price period and usage (:mod:`agentprof.analytics._step_usage`),
+    so memory and time follow the step's distinct usages, not its calls; every group is priced
+    exactly as each of its calls would be, with the sums kept exact.
 
     Raises:
         CliError: No call of ``step`` in the selection (naming the known steps), or a target model
             genai-prices cannot price.
     """
+    from agentprof.analytics._groups import EXACT_DIGITS
+    from agentprof.analytics._step_usage import distinct_tasks, step_models, step_names, usage_groups
     from agentprof.pricing import resolve_model
-    from agentprof.reports.rules._base import CallRecord  # type: ignore[import-not-found]
-    from agentprof.reports.rules.cheaper_model import usage_of  # type: ignore[import-not-found]
 
-    records: list[CallRecord] = [c for c in calls if isinstance(c, CallRecord)]
-    chosen = [c for c in records if c.step_name == step]
-    if not chosen:
-        known = sorted({c.step_name for c in records})
+    models = step_models(conn, filters, step)
+    if not models:
+        known = step_names(conn, filters)
         shown = ", ".join(known[:_SHOWN_STEPS]) + (", ..." if len(known) > _SHOWN_STEPS else "")
         raise CliError(f"no model calls in a step named {step!r} (known steps: {shown or 'none'})")
     if provider is None:
-        providers = {resolve_model(c.provider, c.model).provider for c in chosen if c.model}
+        providers = {resolve_model(call_provider, model).provider for call_provider, model in models if model}
         provider = providers.pop() if len(providers) == 1 else None
     repricer = _repricer(provider, target_model)
+    periods = repricer.price_periods()
     spread_decimal = Decimal(str(spread))
     by_name: dict[str, _Totals] = defaultdict(_Totals)
     overall = _Totals()
-    for call in chosen:
-        whatif_cost = None
-        if call.cost is not None and call.usage_known:
-            whatif_cost = repricer.cost_at_ns(usage_of(call), call.start_ns)
-        for totals in (by_name[call.task_name], overall):
-            if whatif_cost is None or call.cost is None:
-                totals.unpriced += 1
-                continue
-            totals.calls += 1
-            totals.tasks.add(call.task_id or call.span_id)
-            totals.current += call.cost
-            totals.whatif += whatif_cost
+    left_out: list[UsageGroup] = []
+    with localcontext() as exact:
+        exact.prec = EXACT_DIGITS
+        for group in usage_groups(conn, filters, step, periods):
+            whatif_cost = repricer.cost_at_ns(_usage(group), group.first_start_ns) if group.repriceable else None
+            if group.repriceable and whatif_cost is None:
+                left_out.append(group)
+            for totals in (by_name[group.task], overall):
+                if whatif_cost is None or group.cost_usd is None:
+                    totals.unpriced += group.calls
+                    continue
+                totals.calls += group.calls
+                totals.current += group.cost_usd
+                totals.whatif += whatif_cost * group.calls
+    tasks_by_name, tasks = distinct_tasks(conn, filters, step, periods, left_out)
     rows = [
         TaskNameRow(
             task=name,
-            tasks=len(totals.tasks),
+            tasks=tasks_by_name.get(name, 0),
             calls=totals.calls,
             unpriced_calls=totals.unpriced,
             current_cost_usd=totals.current,
             whatif_cost_usd=totals.whatif,
             whatif_range_usd=_range(totals.whatif, spread_decimal),
-            mean_current_usd=_mean(totals.current, len(totals.tasks)),
-            mean_whatif_usd=_mean(totals.whatif, len(totals.tasks)),
+            mean_current_usd=_mean(totals.current, tasks_by_name.get(name, 0)),
+            mean_whatif_usd=_mean(totals.whatif, tasks_by_name.get(name, 0)),
         )
         for name, totals in sorted(by_name.items())
     ]
-    tasks = len(overall.tasks)
     difference = overall.whatif - overall.current
     return WhatIf(
         step=step,
-        task=task,
-        since=since,
+        task=filters.task,
+        since=filters.since,
         target_provider=repricer.priced_provider,
         target_model=target_model,
         priced_as=repricer.priced_model,
-        current_models=sorted({c.model or "(unknown)" for c in chosen}),
+        current_models=sorted({model or "(unknown)" for _, model in models}),
         token_spread=spread,
         calls=overall.calls,
         unpriced_calls=overall.unpriced,
@@ -178,6 +184,19 @@ def compute_whatif(
             whatif_range_usd=_range(_mean(overall.whatif, tasks), spread_decimal),
         ),
         by_task_name=rows,
+    )
+
+
+def _usage(group: UsageGroup) -> CanonicalUsage:
+    """The canonical usage every call of ``group`` recorded (a repriceable group has every count)."""
+    return CanonicalUsage(
+        input_tokens=group.input_tokens or 0,
+        output_tokens=group.output_tokens or 0,
+        cache_read_tokens=group.cache_read_tokens or 0,
+        cache_write_tokens=group.cache_write_tokens or 0,
+        cache_write_5m_tokens=group.cache_write_5m_tokens,
+        cache_write_1h_tokens=group.cache_write_1h_tokens,
+        reasoning_tokens=group.reasoning_tokens or 0,
     )
 
 

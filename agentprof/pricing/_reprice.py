@@ -10,7 +10,7 @@ between long-context tier starts); an entry those rates cannot reproduce exactly
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +65,34 @@ class Repricer:
     def priced_provider(self) -> str | None:
         """The genai-prices provider id whose prices are used (``openai`` for a proxy serving gpt-4o)."""
         return str(self._provider.id) if self._provider is not None else None
+
+    def price_periods(self) -> tuple[tuple[int, ...], bool] | None:
+        """When the target model's price entry can change: ``(changes, within_days)``.
+
+        ``changes`` are the instants (ns since the epoch, ascending) from which another entry may
+        apply (its start dates); ``within_days`` says whether it also depends on the time of day
+        (off-peak prices, on whole minutes). ``None`` for a rule this does not know. Calls in the same
+        period (and minute of the day, when ``within_days``) share one entry, so a caller can price
+        them per distinct usage instead of one by one (``agentprof whatif`` groups them so in SQL).
+        """
+        from genai_prices.types import StartDateConstraint, TimeOfDateConstraint
+
+        prices = None if self._model is None else self._model.prices
+        if not isinstance(prices, list):
+            return (), False
+        changes: set[int] = set()
+        within_days = False
+        for conditional in prices:
+            constraint = conditional.constraint
+            if isinstance(constraint, StartDateConstraint):
+                # active from the UTC midnight that starts its date (StartDateConstraint.active)
+                midnight = datetime.combine(constraint.start_date, time(), UTC)
+                changes.add(int(midnight.timestamp()) * 1_000_000_000)
+            elif isinstance(constraint, TimeOfDateConstraint):
+                within_days = True
+            elif constraint is not None:
+                return None
+        return tuple(sorted(changes)), within_days
 
     def cost(self, usage: CanonicalUsage, timestamp: datetime) -> Decimal | None:
         """USD cost of ``usage`` on the target model at ``timestamp``; ``None`` if it cannot be priced."""

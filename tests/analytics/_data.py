@@ -9,6 +9,7 @@ untracked                   c8 $0.01 (openai gpt-4o)
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,7 +96,9 @@ def add_call(
     cache_read_tokens: int = 0,
     cache_write_tokens: int = 0,
     response_model: str | None = None,
+    **columns: Any,
 ) -> None:
+    """Insert one model call; ``columns`` sets any other ``model_calls`` column (or overrides one)."""
     values: dict[str, Any] = dict(
         span_id=span_id,
         trace_id="t" + (task_id or span_id),
@@ -122,6 +125,7 @@ def add_call(
         cost_usd=None if cost is None else sa.cast(sa.literal(cost, sa.String()), MONEY),
         unpriced_reason=None if cost is not None else "unknown model",
     )
+    values.update(columns)
     conn.execute(model_calls.insert().values(**values))
 
 
@@ -163,3 +167,40 @@ def populate(conn: sa.Connection) -> None:
     add_call(conn, "c8", parent=None, task_id=None, task_name="(untracked)", step_name="(task)",
              start=BASE - timedelta(hours=1), duration_ms=800.0, provider="openai", model="gpt-4o",
              cost="0.01")  # fmt: skip
+
+
+def random_calls(conn: sa.Connection, rng: random.Random) -> None:
+    """Calls of ``plan`` (and noise in ``other``) straddling claude-sonnet-4-6's 2026-03-13 price
+    change (before it, long-context tiers) and deepseek-chat's off-peak hours, in two task names and
+    outside tasks; some unpriced, some without usage, some with every kind of token."""
+    start = datetime(2026, 3, 11, 20, 0)
+    task_ids = [f"task{n:03d}" for n in range(40)]
+    for n in range(400):
+        task_id = rng.choice([*task_ids, None])
+        name = "(untracked)" if task_id is None else ("alpha" if task_ids.index(task_id) % 3 else "beta")
+        input_tokens = rng.choice([1200, 1200, 5000, 250_000, rng.randrange(100, 300_000)])
+        cache_read = rng.choice([0, 0, input_tokens // 2])
+        cache_write = rng.choice([0, (input_tokens - cache_read) // 4])
+        write_1h = rng.choice([None, cache_write // 2])
+        output_tokens = rng.choice([50, 400, rng.randrange(1, 4000)])
+        add_call(
+            conn,
+            f"call{n:04d}",
+            parent=task_id,
+            task_id=task_id,
+            task_name=name,
+            step_name="plan" if n % 5 else "other",
+            start=start + timedelta(minutes=rng.randrange(0, 3 * 24 * 60), seconds=rng.randrange(60)),
+            duration_ms=100.0,
+            provider="openai",
+            model="gpt-4o",
+            cost=rng.choice([None, "0.0123", "0.5", "0.000001", f"0.{rng.randrange(10**9):09d}"]),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            cache_write_1h_tokens=write_1h,
+            cache_write_5m_tokens=None if write_1h is None else cache_write - write_1h,
+            reasoning_tokens=rng.choice([0, output_tokens // 3]),
+            usage_known=rng.random() > 0.05,
+        )

@@ -8,11 +8,23 @@ recorded at $0.001, $0.002 and $0.001) in two triage tasks. On gpt-4o at its 202
 from __future__ import annotations
 
 import json
+import random
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
+from agentprof._config import resolve_store_location
+from agentprof._usage import CanonicalUsage
 from agentprof.cli import main
+from agentprof.pricing import ModelRef, price_call, resolve_model
+from agentprof.store import open_store
+from agentprof.store.schema import model_calls
+from tests.analytics._data import random_calls
 
 
 def whatif(runner: CliRunner, store_dir: Path, *args: str) -> tuple[int, str]:
@@ -141,3 +153,74 @@ def test_missing_store_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
     code, output = whatif(runner, tmp_path / "missing", "--step", "classify", "--model", "gpt-4o")
     assert code == 1
     assert output.startswith("Error: no agentprof data at ")
+
+
+# --- many calls: the grouped re-pricing against pricing each call on its own -------------------
+
+
+def _priced_one_by_one(conn: sa.Connection, target: ModelRef, since: datetime | None) -> dict[str, Any]:
+    """What ``whatif --step plan`` must say, each call priced by ``price_call`` at its own start time."""
+    cost_text = sa.cast(model_calls.c.cost_usd, sa.String).label("cost_text")  # exact: not through a float
+    rows = conn.execute(sa.select(model_calls, cost_text).where(model_calls.c.step_name == "plan")).mappings().all()
+    names: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if since is not None and row["start_time"] < since:
+            continue
+        empty = {"calls": 0, "unpriced": 0, "now": Decimal(0), "new": Decimal(0), "tasks": set()}
+        totals = names.setdefault(row["task_name"], empty)
+        if not row["priced"] or not row["usage_known"]:
+            totals["unpriced"] += 1
+            continue
+        usage = CanonicalUsage(
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cache_read_tokens=row["cache_read_tokens"],
+            cache_write_tokens=row["cache_write_tokens"],
+            cache_write_5m_tokens=row["cache_write_5m_tokens"],
+            cache_write_1h_tokens=row["cache_write_1h_tokens"],
+            reasoning_tokens=row["reasoning_tokens"],
+        )
+        when = datetime.fromtimestamp(row["start_time_ns"] / 1e9, UTC)
+        price = price_call(usage, target, timestamp=when)
+        assert price.cost_usd is not None
+        totals["calls"] += 1
+        totals["now"] += Decimal(row["cost_text"])
+        totals["new"] += price.cost_usd
+        totals["tasks"].add(row["task_id"] or row["span_id"])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("target", "since"),
+    [
+        (("anthropic", "claude-sonnet-4-6"), None),
+        (("deepseek", "deepseek-chat"), None),
+        (("openai", "gpt-4.1-nano"), datetime(2026, 3, 13, 12, 0)),
+    ],
+)
+def test_grouped_repricing_equals_pricing_every_call(
+    runner: CliRunner, tmp_path: Path, target: tuple[str, str], since: datetime | None
+) -> None:
+    directory = tmp_path / "store"
+    with open_store(resolve_store_location(directory), create=True) as store, store.engine.begin() as conn:
+        random_calls(conn, random.Random(6))
+        expected = _priced_one_by_one(conn, resolve_model(*target), since)
+    provider, model = target
+    args = ["--step", "plan", "--model", model, "--provider", provider, "--format", "json"]
+    if since is not None:
+        args += ["--since", since.isoformat()]
+    code, output = whatif(runner, directory, *args)
+    assert code == 0, output
+    data = json.loads(output)
+    by_name = {row["task"]: row for row in data["by_task_name"]}
+    assert sorted(by_name) == sorted(expected) == ["(untracked)", "alpha", "beta"]
+    for name, totals in expected.items():
+        row = by_name[name]
+        counts = (totals["calls"], totals["unpriced"], len(totals["tasks"]))
+        assert (row["calls"], row["unpriced_calls"], row["tasks"]) == counts
+        assert row["current_cost_usd"] == float(totals["now"])
+        assert row["whatif_cost_usd"] == float(totals["new"])
+    new_total = sum((totals["new"] for totals in expected.values()), Decimal(0))
+    assert data["whatif_cost_usd"] == float(new_total)
+    assert data["calls"] == sum(totals["calls"] for totals in expected.values())
+    assert data["tasks"] == len(set().union(*(totals["tasks"] for totals in expected.values())))
