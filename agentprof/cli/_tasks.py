@@ -38,8 +38,14 @@ def tasks(db: str | None, since: datetime | None, task_name: str | None, limit: 
 @click.command()
 @click.argument("task_id")
 @db_option
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Show every step and call (a longer run shows its first 20 and last 5 and sums the rest).",
+)
 @format_option("text", "json")
-def show(task_id: str, db: str | None, output_format: str) -> None:
+def show(task_id: str, db: str | None, everything: bool, output_format: str) -> None:
     """Show one task as a tree of steps and model calls with their cost."""
     from agentprof.analytics import task_tree
     from agentprof.reports import render_json, render_task_detail, store_info, task_detail
@@ -49,4 +55,4 @@ def show(task_id: str, db: str | None, output_format: str) -> None:
     if output_format == "json":
         click.echo(render_json(detail))
     else:
-        render_task_detail(detail, make_console())
+        render_task_detail(detail, make_console(), everything=everything)

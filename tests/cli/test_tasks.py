@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from click.testing import CliRunner
 
+from agentprof._config import resolve_store_location
 from agentprof.cli import main
-from tests.analytics._data import T1, T2, T3, T4
+from agentprof.store import open_store
+from tests.analytics._data import T1, T2, T3, T4, add_call, add_span, add_task
 
 TASK_KEYS = {
     "task_id",
@@ -135,3 +139,56 @@ def test_tasks_of_untracked_calls_only(runner: CliRunner, store_dir: Path) -> No
         0,
         "No tasks in this selection (task (untracked)): only untracked model calls.\n",
     )
+
+
+def _long_run_store(directory: Path) -> list[str]:
+    """A task whose ``loop`` step holds 60 children: 59 calls (every 7th unpriced) and, 31st, a nested
+    ``retry`` step with two calls. Returns the children's costs as recorded ("" for unpriced)."""
+    start = datetime(2025, 3, 1, 9, 0)
+    costs: list[str] = []
+    with open_store(resolve_store_location(directory), create=True) as store, store.engine.begin() as conn:
+        task = "long0000long0000"
+        add_task(conn, task, "research", start, 60_000.0, True)
+        add_span(conn, "loop", task, "step", "loop", task, "research", "loop", start, 59_000)
+        for n in range(60):
+            at = start + timedelta(seconds=n)
+            if n == 30:
+                add_span(conn, "retry", "loop", "step", "retry", task, "research", "retry", at, 900.0)
+                for k, cost in enumerate(("0.25", None)):
+                    add_call(conn, f"retry{k}", parent="retry", task_id=task, task_name="research",
+                             step_name="retry", start=at, duration_ms=400.0, provider="openai", model="gpt-4o",
+                             cost=cost)  # fmt: skip
+                costs.append("0.25+unpriced")
+                continue
+            cost = None if n % 7 == 0 else f"0.{n:02d}"
+            add_call(conn, f"call{n:02d}", parent="loop", task_id=task, task_name="research",
+                     step_name="loop", start=at, duration_ms=500.0, provider="openai", model="gpt-4o",
+                     cost=cost)  # fmt: skip
+            costs.append(cost or "")
+    return costs
+
+
+def test_show_sums_the_middle_of_a_long_run_and_all_shows_it(runner: CliRunner, tmp_path: Path) -> None:
+    costs = _long_run_store(tmp_path / "store")
+    hidden = costs[20:-5]
+    hidden_cost = sum(Decimal(cost.split("+")[0]) for cost in hidden if cost)
+    hidden_unpriced = sum(1 for cost in hidden if not cost or "unpriced" in cost)
+    hidden_calls = len(hidden) + 1  # the nested step holds two calls
+
+    result = runner.invoke(main, ["show", "long0000", "--db", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    under_loop = [line for line in result.output.splitlines() if line.startswith("    ")]
+    assert len(under_loop) == 20 + 1 + 5
+    assert "openai gpt-4o  $0.0100" in under_loop[1] and "openai gpt-4o  $0.5900" in under_loop[-1]
+    summary = f"… {len(hidden)} more  ${hidden_cost:.4f} +{hidden_unpriced} unpriced  {hidden_calls} calls"
+    assert under_loop[20].split("── ", 1)[1] == summary + "  (--all shows them)"
+    assert "retry" not in result.output
+
+    result = runner.invoke(main, ["show", "long0000", "--db", str(tmp_path / "store"), "--all"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "more" not in result.output and any("retry  $0.2500 +1 unpriced" in line for line in lines)
+    assert sum(1 for line in lines if line.startswith("    ") and "openai gpt-4o" in line) == 59 + 2  # retry's two
+
+    result = runner.invoke(main, ["show", "long0000", "--db", str(tmp_path / "store"), "--format", "json"])
+    assert len(json.loads(result.output)["children"][0]["children"]) == 60
