@@ -20,7 +20,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 from click.testing import CliRunner
-from rules import build_store
+from rules import ensure_store, store_arguments
 
 from agentprof.cli import main
 from agentprof.reports.rules._base import clear_parse_caches
@@ -61,17 +60,10 @@ def time_floor(directory: Path) -> float:
 
 
 def main_() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--keep", type=Path, help="build the store here (or reuse the one already there)")
-    args = parser.parse_args()
+    args = store_arguments(__doc__, rounds=5)
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.keep or Path(tmp) / "store"
-        if not (directory / "agentprof.duckdb").exists():
-            start = time.perf_counter()
-            build_store(directory, args.calls)
-            print(f"built a store of {args.calls:,} model calls in {time.perf_counter() - start:.1f} s")
+        ensure_store(directory, args.calls)
         _, output = time_report(directory)  # warm-up: imports, price data, the OS page cache
         time_floor(directory)
         reports: list[float] = []

@@ -134,6 +134,23 @@ def build_store(directory: Path, calls: int) -> None:
         conn.exec_driver_sql(INSERT_TOOL_STEPS.format(tasks=tasks))
 
 
+def store_arguments(description: str | None, rounds: int) -> argparse.Namespace:
+    """The command line of a script timing a command on this store: ``--calls``, ``--rounds``, ``--keep``."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--keep", type=Path, help="build the store here (or reuse the one already there)")
+    return parser.parse_args()
+
+
+def ensure_store(directory: Path, calls: int) -> None:
+    """Build the store at ``directory`` unless one is there already (``--keep`` reuses it)."""
+    if not (directory / "agentprof.duckdb").exists():
+        start = time.perf_counter()
+        build_store(directory, calls)
+        print(f"built a store of {calls:,} model calls in {time.perf_counter() - start:.1f} s")
+
+
 def timed(function: object, repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):

@@ -15,7 +15,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rules import build_store
+from rules import ensure_store, store_arguments
 
 #: (step, target model, provider): the step's calls in the synthetic store, smallest first.
 CASES = (
@@ -48,17 +47,10 @@ def run_whatif(directory: Path, step: str, model: str, provider: str) -> float:
 
 
 def main_() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--keep", type=Path, help="build the store here (or reuse the one already there)")
-    args = parser.parse_args()
+    args = store_arguments(__doc__, rounds=3)
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.keep or Path(tmp) / "store"
-        if not (directory / "agentprof.duckdb").exists():
-            start = time.perf_counter()
-            build_store(directory, args.calls)
-            print(f"built a store of {args.calls:,} model calls in {time.perf_counter() - start:.1f} s")
+        ensure_store(directory, args.calls)
         run_whatif(directory, *CASES[0])  # warm-up: the OS page cache
         for step, model, provider in CASES:
             times = [run_whatif(directory, step, model, provider) for _ in range(args.rounds)]
