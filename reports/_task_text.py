@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
@@ -12,7 +13,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from . import _format as fmt
-from ._task_model import CallView, StepView, TaskDetail, TaskList
+from ._task_model import CallView, StepView, TaskDetail, TaskEntry, TaskList
 
 SHORT_ID_LENGTH = 12
 
@@ -36,17 +37,45 @@ def render_task_list(tasks: TaskList, console: Console) -> None:
         return
     unbounded = console.options.update_width(fmt.UNBOUNDED_WIDTH)
     for before_unpriced, started in _TASK_LAYOUTS:
-        table = _task_table(tasks, before_unpriced, started)
-        if Measurement.get(console, unbounded, table).maximum <= console.width:
+        rows = [_task_row(task, before_unpriced, started) for task in tasks.tasks]
+        # The widest rendering is the sum of each column's widest cell: measuring only the rows that
+        # hold one gives the same width without rendering every row (5,000 tasks: ~3 s each time).
+        if Measurement.get(console, unbounded, _task_table(tasks, _widest_rows(rows))).maximum <= console.width:
             break
-    console.print(table)
+    console.print(_task_table(tasks, rows))
     unpriced = sum(task.unpriced_calls for task in tasks.tasks)
     if unpriced:
         console.print(Text(fmt.unpriced_note(unpriced), style="yellow"))
 
 
-def _task_table(tasks: TaskList, before_unpriced: str, started: str) -> Table:
-    """The task list: ``before_unpriced`` between a cost and its unpriced calls, ``started`` formats the start."""
+_Row = tuple[str | Text, ...]
+
+
+def _task_row(task: TaskEntry, before_unpriced: str, started: str) -> _Row:
+    """One task's cells: ``before_unpriced`` between a cost and its unpriced calls, ``started`` formats the start."""
+    return (
+        task.task_id[:SHORT_ID_LENGTH],
+        Text(task.name),
+        task.started_at.strftime(started),
+        Text(task.status, style="green" if task.status == "ok" else "red"),
+        f"{task.model_calls:,}",
+        fmt.money_with_unpriced(task.cost_usd, task.unpriced_calls).replace(" +", before_unpriced + "+", 1),
+        fmt.duration(task.duration_ms),
+    )
+
+
+def _widest_rows(rows: list[_Row]) -> list[_Row]:
+    """The rows holding each column's widest cell (its longest line), in their order."""
+
+    def width(cell: str | Text) -> int:
+        return max(map(cell_len, (cell.plain if isinstance(cell, Text) else cell).split("\n")))
+
+    widest = {max(range(len(rows)), key=lambda at: width(rows[at][column])) for column in range(len(rows[0]))}
+    return [rows[at] for at in sorted(widest)]
+
+
+def _task_table(tasks: TaskList, rows: list[_Row]) -> Table:
+    """The task list holding ``rows`` (see :func:`_task_row`)."""
     table = Table(
         box=box.SIMPLE_HEAD,
         title=f"Tasks  ({fmt.selection(tasks.filters)})",
@@ -61,16 +90,8 @@ def _task_table(tasks: TaskList, before_unpriced: str, started: str) -> Table:
     table.add_column("Status", no_wrap=True)
     for header in ("Calls", "Cost", "Duration"):
         table.add_column(header, justify="right", overflow="fold")
-    for task in tasks.tasks:
-        table.add_row(
-            task.task_id[:SHORT_ID_LENGTH],
-            Text(task.name),
-            task.started_at.strftime(started),
-            Text(task.status, style="green" if task.status == "ok" else "red"),
-            f"{task.model_calls:,}",
-            fmt.money_with_unpriced(task.cost_usd, task.unpriced_calls).replace(" +", before_unpriced + "+", 1),
-            fmt.duration(task.duration_ms),
-        )
+    for cells in rows:
+        table.add_row(*cells)
     return table
 
 
