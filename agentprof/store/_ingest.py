@@ -2,10 +2,11 @@
 
 The protocol, which makes a crash at any point harmless:
 
-1. list ``seg-*.jsonl`` in the spool (sorted, so older segments load first);
+1. list ``seg-*.jsonl`` in the spool (sorted, so older segments load first), and cut the list
+   into batches of at most :data:`BATCH_BYTES`; for each batch in turn:
 2. in one transaction: skip segments already recorded in ``ingested_segments``, load the rest,
    record their names, commit;
-3. only then delete the files. A crash between commit and delete leaves files that the next run
+3. only then delete the batch's files. A crash between commit and delete leaves files that the next run
    finds recorded, skips and deletes, so no row is ever counted twice. A span exported twice (in
    two segments, twice in one, or again after it was stored) is stored once: each loader drops
    such copies before inserting (see :mod:`agentprof.store._ingest_duckdb` for DuckDB's way).
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -179,31 +180,67 @@ def _load(conn: Connection, loader: Loader, paths: Sequence[Path]) -> _Outcome:
         return _load_one_by_one(conn, loader, paths)
 
 
-def ingest_spool(engine: Engine, location: StoreLocation) -> IngestResult:
+#: Segment bytes loaded in one transaction at most. DuckDB stages a batch's rows in memory (about
+#: 1.4 times their JSON size), so a backlog of millions of rows (a service no one reported on for
+#: a week) is loaded batch after batch in bounded memory: 2,000,000 rows in one go took 2.9 GB.
+BATCH_BYTES = 512 * 1024 * 1024
+
+
+def _batches(paths: Sequence[Path], limit: int) -> Iterator[list[Path]]:
+    """``paths`` in order, cut into runs of at most ``limit`` bytes (a larger segment is a run alone)."""
+    batch: list[Path] = []
+    size = 0
+    for path in paths:
+        try:
+            length = path.stat().st_size
+        except OSError:  # gone already (a concurrent ingester): the loader skips it
+            length = 0
+        if batch and size + length > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(path)
+        size += length
+    if batch:
+        yield batch
+
+
+def ingest_spool(engine: Engine, location: StoreLocation, *, batch_bytes: int = BATCH_BYTES) -> IngestResult:
     """Load every pending segment of ``location.spool_dir`` into ``engine``'s database, once.
 
+    Segments load oldest first in batches of at most ``batch_bytes`` (:data:`BATCH_BYTES`), each
+    committed and then deleted before the next is read, so the protocol above holds per batch.
+
     Raises:
-        sqlalchemy.exc.SQLAlchemyError: The database itself failed; nothing was committed and
-            no segment was deleted or moved.
+        sqlalchemy.exc.SQLAlchemyError: The database itself failed; nothing of the batch being
+            loaded was committed and none of its segments was deleted or moved (earlier batches
+            are stored, and their segments gone).
     """
     paths = list_segments(location.spool_dir)
     if not paths:
         return IngestResult()
     loader = loader_for(engine)
+    total = IngestResult()
     with engine.connect() as conn, loader.session(conn):
-        for attempt in range(_RACE_RETRIES):
-            try:
-                outcome = _load(conn, loader, paths)
-                break
-            except IntegrityError:
-                # A concurrent ingester (PostgreSQL) recorded the same segments first: look again.
-                if attempt == _RACE_RETRIES - 1:
-                    raise
-    for path in (*outcome.skipped, *outcome.loaded):
-        path.unlink(missing_ok=True)
-    return IngestResult(
-        segments=len(outcome.loaded),
-        rows=outcome.rows,
-        skipped_segments=len(outcome.skipped),
-        bad_segments=outcome.bad,
-    )
+        for batch in _batches(paths, batch_bytes):
+            outcome = _load_batch(conn, loader, batch)
+            for path in (*outcome.skipped, *outcome.loaded):
+                path.unlink(missing_ok=True)
+            total = IngestResult(
+                segments=total.segments + len(outcome.loaded),
+                rows=total.rows + outcome.rows,
+                skipped_segments=total.skipped_segments + len(outcome.skipped),
+                bad_segments=total.bad_segments + outcome.bad,
+            )
+    return total
+
+
+def _load_batch(conn: Connection, loader: Loader, paths: Sequence[Path]) -> _Outcome:
+    attempt = 1
+    while True:
+        try:
+            return _load(conn, loader, paths)
+        except IntegrityError:
+            # A concurrent ingester (PostgreSQL) recorded the same segments first: look again.
+            if attempt == _RACE_RETRIES:
+                raise
+            attempt += 1

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from agentprof._config import StoreLocation, resolve_store_location
 from agentprof.store import IngestResult, open_store, schema
-from agentprof.store._ingest import _load, loader_for
+from agentprof.store._ingest import _load, ingest_spool, loader_for
 
 from .helpers import T0, count_rows, model_call_row, model_calls, span_id, step_row, task_row, write_segments
 
@@ -23,6 +23,24 @@ def test_segments_are_ingested_once_and_deleted(location: StoreLocation, spool: 
         assert count_rows(store.engine, "tasks") == 1
         assert count_rows(store.engine, "spans") == 1  # the task: a model call is stored in model_calls alone
         assert count_rows(store.engine, "ingested_segments") == 3
+    assert list(spool.glob("seg-*")) == []
+
+
+def test_a_backlog_loads_in_batches_of_bounded_size(location: StoreLocation, spool: Path) -> None:
+    """Each batch is its own transaction (its own ``ingested_at``); a bad segment costs only itself."""
+    paths = write_segments(spool, [model_calls(n * 10, 10) for n in range(7)])
+    sizes = [path.stat().st_size for path in paths]
+    assert max(sizes) < 3 * min(sizes)  # so that a limit of two segments' size makes batches of two
+    (spool / "seg-9-1-000001-garbage.jsonl").write_bytes(b"not json\n")  # lists last: in the 4th batch
+    with open_store(location, ingest=False) as store:
+        result = ingest_spool(store.engine, location, batch_bytes=2 * max(sizes))
+        assert result == IngestResult(segments=7, rows=70, bad_segments=1)
+        assert count_rows(store.engine, "model_calls") == 70
+        with store.engine.connect() as conn:
+            batches = conn.execute(select(schema.ingested_segments.c.ingested_at).distinct()).all()
+    # three batches of two, then the fourth (the 7th segment and the garbage) failed in bulk and was
+    # loaded one by one: the 7th in a transaction of its own, the garbage quarantined
+    assert len(batches) == 4
     assert list(spool.glob("seg-*")) == []
 
 
