@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import _cut
 from . import _format as fmt
 from ._model import Report
 from ._text import NO_RECOMMENDATIONS, projection_line, savings, where
@@ -45,7 +46,7 @@ def render_markdown(report: Report) -> str:
             "| Task | Step | Calls | Models | Input | Cache read | Cache write | Output | Cost | Share | p50 | p95 |",
             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for step in report.steps:
+        for step in _cut.steps(report.steps):
             cells = [
                 _cell(step.task),
                 _cell(step.step),
@@ -69,7 +70,7 @@ def render_markdown(report: Report) -> str:
             "| Provider | Model | Calls | Input | Output | Cost | Share |",
             "|---|---|---:|---:|---:|---:|---:|",
         ]
-        for model in report.models:
+        for model in _cut.models(report.models):
             cells = [
                 _cell(model.provider or "?"),
                 _cell(model.model or "?"),
@@ -83,9 +84,12 @@ def render_markdown(report: Report) -> str:
     lines += ["", "## Recommendations", ""]
     if report.recommendations:
         lines += ["| # | Kind | Where | Saves | Confidence | Suggestion |", "|---:|---|---|---:|---|---|"]
-        for number, item in enumerate(report.recommendations, start=1):
+        shown, others = _cut.recommendations(report.recommendations)
+        for number, item in enumerate(shown, start=1):
             cells = [str(number), item.kind, _cell(where(item)), savings(item), item.confidence, _cell(item.suggestion)]
             lines.append(_row(cells))
+        if others is not None:
+            lines += ["", others]
     else:
         lines.append(NO_RECOMMENDATIONS)
     if report.recommendations_basis is not None:

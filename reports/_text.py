@@ -13,6 +13,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from . import _cut
 from . import _format as fmt
 from ._model import ModelEntry, Projection, Recommendation, Report, StepEntry
 
@@ -56,12 +57,15 @@ def recommendations_blocks(recommendations: list[Recommendation]) -> Group:
     column, and the suggestion is the part a user acts on. Markdown output has the table.
     """
     parts: list[RenderableType] = [Text("Recommendations", style="italic")]
-    for number, item in enumerate(recommendations, start=1):
+    shown, others = _cut.recommendations(recommendations)
+    for number, item in enumerate(shown, start=1):
         parts.append(Text.assemble((f"{number:>2}. {item.kind}", "bold"), f"  {where(item)}"))
         amount = savings(item)
         lead = amount if amount == NO_ESTIMATE else f"saves {amount}"
         details = Text(f"{lead} · {item.confidence} confidence\n{item.suggestion}")
         parts.append(Padding(details, (0, 0, 0, 4)))
+    if others is not None:
+        parts.append(Text(others, style="dim"))
     return Group(*parts)
 
 
@@ -154,7 +158,8 @@ def steps_table(report: Report, width: int = 120) -> Table:
     A wide table keeps them all: only its list of models may fold there.
     """
     wide = width >= WIDE
-    with_cache = wide and any(step.cache_read_tokens or step.cache_write_tokens for step in report.steps)
+    rows = _cut.steps(report.steps)
+    with_cache = wide and any(step.cache_read_tokens or step.cache_write_tokens for step in rows)
     columns: list[_Column[StepEntry]] = [
         _Column("Task", lambda step: Text(step.task), right=False),
         _Column("Step", lambda step: Text(step.step), right=False),
@@ -167,26 +172,27 @@ def steps_table(report: Report, width: int = 120) -> Table:
         columns.append(_Column("Cache read", lambda step: fmt.tokens(step.cache_read_tokens)))
         columns.append(_Column("Cache write", lambda step: fmt.tokens(step.cache_write_tokens)))
     columns.append(_Column("Output", lambda step: fmt.tokens(step.output_tokens)))
-    columns += _cost_columns(report.steps)
+    columns += _cost_columns(rows)
     columns.append(_Column("Share", lambda step: fmt.share(step.share), optional=not wide))
     if wide:
         columns.append(_Column("p50", lambda step: fmt.duration(step.latency_ms.p50)))
     columns.append(_Column("p95", lambda step: fmt.duration(step.latency_ms.p95), optional=not wide))
-    return _fitted("Steps by cost", columns, report.steps, width)
+    return _fitted("Steps by cost", columns, rows, width)
 
 
 def models_table(report: Report, width: int = 120) -> Table:
     """One row per provider and model, most expensive first (without the share if names would fold)."""
+    rows = _cut.models(report.models)
     columns: list[_Column[ModelEntry]] = [
         _Column("Provider", lambda model: Text(model.provider or "?"), right=False),
         _Column("Model", lambda model: Text(model.model or "?"), right=False),
         _Column("Calls", lambda model: f"{model.model_calls:,}"),
         _Column("Input", lambda model: fmt.tokens(model.input_tokens)),
         _Column("Output", lambda model: fmt.tokens(model.output_tokens)),
-        *_cost_columns(report.models),
+        *_cost_columns(rows),
         _Column("Share", lambda model: fmt.share(model.share), optional=True),
     ]
-    return _fitted("Models", columns, report.models, width)
+    return _fitted("Models", columns, rows, width)
 
 
 def _fitted(title: str, columns: Sequence[_Column[_Row]], rows: Sequence[_Row], width: int) -> Table:

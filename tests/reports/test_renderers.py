@@ -175,3 +175,47 @@ def test_a_recommendation_promising_no_money_says_so_instead_of_zero_dollars(rep
     markdown = render_markdown(shown)
     assert "| 1 | context_growth | support / agent_loop | no $ estimate | low |" in markdown
     assert "| 2 | prompt_cache | support / agent_loop | $0.00000040 ($0.0000-$0.00000040) | low |" in markdown
+
+
+def _many(report: Report, steps: int, recommendations: int) -> Report:
+    """``report`` with ``steps`` step rows (most expensive first) and ``recommendations`` findings."""
+    step = report.steps[0]
+    rows = [
+        step.model_copy(update={"step": f"step-{n:02d}", "model_calls": n + 1, "cost_usd": Decimal(100 - n) / 100})
+        for n in range(steps)
+    ]
+    finding = Recommendation(
+        kind="exact_cache", task="triage", estimated_savings_usd=Decimal(1), confidence="high", suggestion="Cache it"
+    )
+    found = [
+        finding.model_copy(update={"step": f"step-{n:02d}", "estimated_savings_usd": Decimal(50 - n) / 1000})
+        for n in range(recommendations)
+    ]
+    return report.model_copy(update={"steps": rows, "recommendations": found})
+
+
+def test_thousands_of_steps_show_the_costliest_and_sum_the_rest(report: Report) -> None:
+    many = _many(report, steps=40, recommendations=30)
+    hidden_steps = many.steps[25:]
+    hidden_cost = sum((step.cost_usd or Decimal(0) for step in hidden_steps), Decimal(0))
+    hidden_savings = sum((item.estimated_savings_usd or Decimal(0) for item in many.recommendations[20:]), Decimal(0))
+    more_recommendations = f"… 10 more recommendations, saving {fmt.money(hidden_savings)} together"
+
+    text = render(many, width=160)
+    assert len(lines_with(text, "triage", "step-")) == 25 + 20  # table rows, then recommendations
+    [summary] = lines_with(text, "15 more steps")
+    cells = summary.split()
+    assert cells[:5] == ["…", "15", "more", "steps", f"{sum(step.model_calls for step in hidden_steps):,}"]
+    assert fmt.money(hidden_cost) in cells
+    assert more_recommendations in " ".join(text.split())
+
+    markdown = render_markdown(many)
+    assert markdown.count("| triage | step-") == 25
+    assert f"| … | 15 more steps | {sum(step.model_calls for step in hidden_steps):,} |" in markdown
+    assert f"| {fmt.money(hidden_cost)} |" in markdown
+    assert more_recommendations in markdown
+    assert markdown.count("| exact_cache |") == 20
+
+    few = _many(report, steps=30, recommendations=25)  # hiding five or fewer would not help: all shown
+    assert render_markdown(few).count("| triage | step-") == 30
+    assert "more steps" not in render(few) and "more recommendations" not in render(few)
