@@ -3,7 +3,7 @@
 Why: step names that vary per call (an id in the name) make one table row per call and one
 finding per step. A store of 100,000 calls in 47,468 (task, step) pairs printed a 146,775-line
 terminal report in 92 s, and its Markdown (meant for a PR comment, which GitHub caps at 65,536
-characters) was 47 MB. The text and Markdown forms therefore show the most expensive rows and the
+characters) was 10.5 MB. The text and Markdown forms therefore show the most expensive rows and the
 most valuable findings, and one line that sums the rest, so totals still add up; ``--format json``
 keeps every one.
 """
