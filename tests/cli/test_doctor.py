@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import openai
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 import agentprof
 from agentprof import _runtime
+from agentprof._config import resolve_store_location
 from agentprof.cli import main
 from agentprof.integrations import openai as openai_integration
+from agentprof.store import open_store
+from agentprof.store.schema import model_calls
 from agentprof.testserver import TestServer
 
 
@@ -123,3 +127,43 @@ def test_a_long_path_folds_on_an_80_column_terminal(tmp_path: Path, model_server
     assert max(map(len, result.output.splitlines())) <= 80
     assert "…" not in result.output
     assert f"duckdb:///{store}/agentprof.duckdb" in "".join(result.output.split())
+
+
+def _calls_named(store: Path, calls: int, step_name: str) -> None:
+    """``calls`` model calls in one task whose step name is ``step_name`` with ``{n}`` the call's number."""
+    with open_store(resolve_store_location(store), create=True) as opened, opened.engine.begin() as conn:
+        numbers = sa.func.range(calls).table_valued(sa.column("range", sa.BigInteger)).alias("numbers")
+        n = numbers.c.range
+        prefix, per_call, _ = step_name.partition("{n}")
+        name = sa.literal(prefix) + sa.cast(n, sa.String) if per_call else sa.literal(prefix)
+        rows = sa.select(
+            sa.literal("s") + sa.cast(n, sa.String),
+            sa.literal("t1"),
+            sa.literal("ingest"),
+            name,
+            sa.func.make_timestamp(sa.literal(1_767_225_600_000_000) + n),
+            sa.literal(1_767_225_600_000_000_000) + n * 1000,
+            sa.literal(1_767_225_600_000_000_000) + n * 1000 + 500,
+            sa.literal(0.5),
+            sa.literal("ok"),
+            sa.true(),
+            sa.false(),
+        )
+        columns = ("span_id", "trace_id", "task_name", "step_name", "start_time", "start_time_ns", "end_time_ns")
+        columns += ("duration_ms", "status", "usage_known", "priced")
+        conn.execute(model_calls.insert().from_select(columns, rows))
+
+
+def test_names_made_per_call_are_a_problem_saying_what_to_do(tmp_path: Path) -> None:
+    per_call, shared = tmp_path / "per_call", tmp_path / "shared"
+    _calls_named(per_call, 1500, "fetch-{n}")
+    _calls_named(shared, 1500, "fetch")
+
+    result = doctor(per_call, columns=400)
+    assert result.exit_code == 1
+    assert lines_of(result)["step names"] == (
+        "problem step names 1,500 step names for 1,500 model calls: a step name that carries an id gives every call "
+        "a row of its own, and the recommendations cannot compare calls; name steps by what they do (plan, classify)"
+    )
+    assert "task names" not in lines_of(result)
+    assert "step names" not in lines_of(doctor(shared))
