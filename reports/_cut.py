@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from . import _format as fmt
 from ._model import Latency, ModelEntry, Recommendation, StepEntry
@@ -28,14 +29,18 @@ def _hidden(count: int, shown: int) -> bool:
     return count > shown + SLACK
 
 
-def _sum_cost(entries: Sequence[StepEntry] | Sequence[ModelEntry]) -> Decimal | None:
+def _totals(entries: Sequence[StepEntry] | Sequence[ModelEntry]) -> dict[str, Any]:
+    """What steps and models rows both have, summed (money over priced rows, ``None`` if none is)."""
     costs = [entry.cost_usd for entry in entries if entry.cost_usd is not None]
-    return sum(costs, Decimal(0)) if costs else None
-
-
-def _sum_share(entries: Sequence[StepEntry] | Sequence[ModelEntry]) -> float | None:
     shares = [entry.share for entry in entries if entry.share is not None]
-    return sum(shares) if shares else None
+    totals: dict[str, Any] = {
+        name: sum(getattr(entry, name) for entry in entries)
+        for name in ("model_calls", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
+    }
+    totals["unpriced_calls"] = sum(entry.unpriced_calls for entry in entries)
+    totals["cost_usd"] = sum(costs, Decimal(0)) if costs else None
+    totals["share"] = sum(shares) if shares else None
+    return totals
 
 
 #: The first cell of a summing row; the second says what it sums (:func:`more_label`).
@@ -55,16 +60,9 @@ def steps(entries: list[StepEntry]) -> list[StepEntry]:
     summed = StepEntry(
         task=ELLIPSIS,
         step=more_label(len(rest), "step"),
-        model_calls=sum(entry.model_calls for entry in rest),
         models=[],
-        input_tokens=sum(entry.input_tokens for entry in rest),
-        cache_read_tokens=sum(entry.cache_read_tokens for entry in rest),
-        cache_write_tokens=sum(entry.cache_write_tokens for entry in rest),
-        output_tokens=sum(entry.output_tokens for entry in rest),
-        cost_usd=_sum_cost(rest),
-        unpriced_calls=sum(entry.unpriced_calls for entry in rest),
-        share=_sum_share(rest),
         latency_ms=Latency(p50=None, p95=None),
+        **_totals(rest),
     )
     return [*entries[:SHOWN_ROWS], summed]
 
@@ -74,18 +72,7 @@ def models(entries: list[ModelEntry]) -> list[ModelEntry]:
     if not _hidden(len(entries), SHOWN_ROWS):
         return entries
     rest = entries[SHOWN_ROWS:]
-    summed = ModelEntry(
-        provider=ELLIPSIS,
-        model=more_label(len(rest), "model"),
-        model_calls=sum(entry.model_calls for entry in rest),
-        input_tokens=sum(entry.input_tokens for entry in rest),
-        cache_read_tokens=sum(entry.cache_read_tokens for entry in rest),
-        cache_write_tokens=sum(entry.cache_write_tokens for entry in rest),
-        output_tokens=sum(entry.output_tokens for entry in rest),
-        cost_usd=_sum_cost(rest),
-        unpriced_calls=sum(entry.unpriced_calls for entry in rest),
-        share=_sum_share(rest),
-    )
+    summed = ModelEntry(provider=ELLIPSIS, model=more_label(len(rest), "model"), **_totals(rest))
     return [*entries[:SHOWN_ROWS], summed]
 
 

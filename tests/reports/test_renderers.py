@@ -191,7 +191,9 @@ def _many(report: Report, steps: int, recommendations: int) -> Report:
         finding.model_copy(update={"step": f"step-{n:02d}", "estimated_savings_usd": Decimal(50 - n) / 1000})
         for n in range(recommendations)
     ]
-    return report.model_copy(update={"steps": rows, "recommendations": found})
+    model = report.models[0]
+    models = [model.model_copy(update={"model": f"model-{n:02d}", "model_calls": n + 1}) for n in range(steps)]
+    return report.model_copy(update={"steps": rows, "models": models, "recommendations": found})
 
 
 def test_thousands_of_steps_show_the_costliest_and_sum_the_rest(report: Report) -> None:
@@ -215,6 +217,9 @@ def test_thousands_of_steps_show_the_costliest_and_sum_the_rest(report: Report) 
     assert f"| {fmt.money(hidden_cost)} |" in markdown
     assert more_recommendations in markdown
     assert markdown.count("| exact_cache |") == 20
+    hidden_model_calls = sum(model.model_calls for model in many.models[25:])
+    assert f"| … | 15 more models | {hidden_model_calls:,} |" in markdown
+    assert lines_with(text, "…", "15 more models", f"{hidden_model_calls:,}")
 
     few = _many(report, steps=30, recommendations=25)  # hiding five or fewer would not help: all shown
     assert render_markdown(few).count("| triage | step-") == 30
