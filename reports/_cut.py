@@ -25,6 +25,32 @@ SHOWN_RECOMMENDATIONS = 20
 SLACK = 5
 
 
+#: Names that look made per call: at least this many, averaging fewer than ``CALLS_PER_NAME`` calls each.
+MANY_NAMES = 1000
+CALLS_PER_NAME = 10
+
+
+def per_call_names(names: int, calls: int) -> bool:
+    """Whether ``names`` distinct names over ``calls`` model calls look made per call (an id in each name).
+
+    High-cardinality names are the usual tracing mistake (``step(f"fetch-{url}")``), and agentprof
+    groups by name, so they scatter every table and finding. ``agentprof doctor`` checks task and
+    step names with this; the report says so under a steps table of that many rows.
+    """
+    return names >= MANY_NAMES and names * CALLS_PER_NAME > calls
+
+
+def steps_note(entries: list[StepEntry]) -> str | None:
+    """A sentence for a steps table whose rows look made per call, else ``None``."""
+    calls = sum(entry.model_calls for entry in entries)
+    if not per_call_names(len(entries), calls):
+        return None
+    return (
+        f"{len(entries):,} (task, step) pairs for {calls:,} model calls: task or step names that carry an id give "
+        "calls rows of their own and keep the recommendations from comparing them; `agentprof doctor` says which."
+    )
+
+
 def _hidden(count: int, shown: int) -> bool:
     return count > shown + SLACK
 

@@ -62,6 +62,9 @@ def render_markdown(report: Report) -> str:
                 fmt.duration(step.latency_ms.p95),
             ]
             lines.append(_row(cells))
+        note = _cut.steps_note(report.steps)
+        if note is not None:
+            lines += ["", f"> {note}"]
     if report.models:
         lines += [
             "",

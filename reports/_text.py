@@ -32,6 +32,9 @@ def render_text(report: Report, console: Console) -> None:
     if report.steps:
         console.print()
         console.print(steps_table(report, console.width))
+        note = _cut.steps_note(report.steps)
+        if note is not None:
+            console.print(Text(note, style="yellow"))
     if report.models:
         console.print()
         console.print(models_table(report, console.width))

@@ -16,23 +16,10 @@ from pathlib import Path
 import click
 
 _STALE_TEMP_SECONDS = 3600
-#: Names that vary per call: at least this many, averaging fewer than ``_CALLS_PER_NAME`` calls each.
-_MANY_NAMES = 1000
-_CALLS_PER_NAME = 10
 _PER_CALL_NAMES = (
     "{names:,} {kind} names for {calls:,} model calls: a {kind} name that carries an id gives every call a "
     "row of its own, and the recommendations cannot compare calls; name {kind}s by what they do (plan, classify)"
 )
-
-
-def _per_call_names(names: int, calls: int) -> bool:
-    """Whether ``names`` distinct names over ``calls`` calls look made per call (an id in each name).
-
-    Why a check: high-cardinality names are the usual tracing mistake (``step(f"fetch-{url}")``),
-    and agentprof groups by name, so they scatter every table and finding (the text report of
-    100,000 calls in 47,468 steps was 146,775 lines before it learned to sum long tables).
-    """
-    return names >= _MANY_NAMES and names * _CALLS_PER_NAME > calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +144,10 @@ def run_checks(db: str | None) -> list[Check]:
                 select(func.count(model_calls.c.task_name.distinct()), func.count(model_calls.c.step_name.distinct()))
             ).one()
         checks.append(Check("store", True, f"{task_count} tasks, {calls} model calls"))
+        from agentprof.reports._cut import per_call_names  # type: ignore[import-not-found]
+
         for kind, distinct in zip(("task", "step"), names, strict=True):
-            if _per_call_names(distinct, calls):
+            if per_call_names(distinct, calls):
                 detail = _PER_CALL_NAMES.format(kind=kind, names=distinct, calls=calls)
                 checks.append(Check(f"{kind} names", False, detail))
         for reason, count in reasons:

@@ -224,3 +224,15 @@ def test_thousands_of_steps_show_the_costliest_and_sum_the_rest(report: Report) 
     few = _many(report, steps=30, recommendations=25)  # hiding five or fewer would not help: all shown
     assert render_markdown(few).count("| triage | step-") == 30
     assert "more steps" not in render(few) and "more recommendations" not in render(few)
+
+
+def test_a_steps_table_of_per_call_names_says_so(report: Report) -> None:
+    scattered = _many(report, steps=1200, recommendations=0)  # 1 to 1,200 calls: 600 on average
+    calls = sum(step.model_calls for step in scattered.steps)
+    three_each = [step.model_copy(update={"model_calls": 3}) for step in scattered.steps]
+    per_call = scattered.model_copy(update={"steps": three_each})
+    note = "1,200 (task, step) pairs for 3,600 model calls: task or step names that carry an id"
+
+    assert note in " ".join(render(per_call).split())
+    assert f"> {note}" in render_markdown(per_call)
+    assert calls > 10 * 1200 and "(task, step) pairs" not in render_markdown(scattered)
