@@ -95,6 +95,11 @@ def _task_table(tasks: TaskList, rows: list[_Row]) -> Table:
     return table
 
 
+def tree_depth(width: int) -> int:
+    """Levels of a task tree a console of ``width`` columns shows (four columns of guides each)."""
+    return max(2, (width - 40) // 4)
+
+
 #: A node with more children than ``HEAD + TAIL + 1`` shows its first ``HEAD`` and last ``TAIL``,
 #: and one line summing the ones between (``agentprof show --all`` shows every one).
 SHOWN_HEAD = 20
@@ -121,6 +126,14 @@ def render_task_detail(detail: TaskDetail, console: Console, *, everything: bool
     tree = Tree(label)
     _add_children(tree, detail.children, everything)
     console.print(tree)
+    if detail.flat_below_depth is not None:
+        console.print(
+            Text(
+                f"Steps nested deeper than {detail.flat_below_depth} levels are listed flat under level "
+                f"{detail.flat_below_depth} (a wider terminal shows more levels).",
+                style="dim",
+            )
+        )
     if task.unpriced_calls:
         console.print(Text(fmt.unpriced_note(task.unpriced_calls), style="yellow"))
 
@@ -141,11 +154,18 @@ def _add_children(parent: Tree, children: list[StepView | CallView], everything:
 
 
 def _hidden_label(hidden: list[StepView | CallView]) -> Text:
-    """``… 19,975 more  $335.1200 +3 unpriced  19,980 calls  (--all shows them)``, as a step's line reads."""
+    """``… 19,975 more  $335.1200 +3 unpriced  19,980 calls  (--all shows them)``, as a step's line reads.
+
+    A step without children holds no call of its own: in a list made flat (a deep recursion) its
+    totals are those of the steps and calls listed after it, so only what the list itself holds
+    is summed, never twice.
+    """
     unpriced = model_calls = 0
     cost: Decimal | None = None
     for node in hidden:
         if isinstance(node, StepView):
+            if not node.children:
+                continue
             model_calls += node.model_calls
             unpriced += node.unpriced_calls
         else:
@@ -153,6 +173,8 @@ def _hidden_label(hidden: list[StepView | CallView]) -> Text:
             unpriced += not node.priced
         if node.cost_usd is not None and (isinstance(node, StepView) or node.priced):
             cost = node.cost_usd if cost is None else cost + node.cost_usd
+    if model_calls == 0:
+        cost = Decimal(0)
     return Text.assemble(
         (f"… {len(hidden):,} more", "bold"),
         f"  {fmt.money_with_unpriced(cost, unpriced)}  {fmt.count(model_calls, 'call')}",

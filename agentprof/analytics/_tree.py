@@ -179,20 +179,33 @@ def task_tree(conn: Connection, task_id: str) -> TaskTree:
             )
         )
 
-    def build(parent: str | None, visiting: frozenset[str]) -> tuple[StepNode | CallNode, ...]:
-        nodes: list[StepNode | CallNode] = []
-        for child in children.get(parent, []):
-            if isinstance(child, CallNode):
-                nodes.append(child)
-            elif child not in visiting:
-                nodes.append(build_step(child, visiting | {child}))
+    # Steps reachable from the task, parents before children (each step has one parent, so this
+    # is a tree); built in the reverse order, children first. A loop instead of recursion: a
+    # recursive agent can nest steps deeper than Python's recursion limit.
+    reachable: list[str] = []
+    seen: set[str] = set()
+    stack = [child for child in children.get(None, []) if isinstance(child, str)]
+    while stack:
+        span_id = stack.pop()
+        if span_id not in seen:
+            seen.add(span_id)
+            reachable.append(span_id)
+            stack.extend(child for child in children.get(span_id, []) if isinstance(child, str))
+    built: dict[str, StepNode] = {}
+
+    def nodes_under(parent: str | None) -> tuple[StepNode | CallNode, ...]:
+        nodes = [
+            child if isinstance(child, CallNode) else built[child]
+            for child in children.get(parent, [])
+            if isinstance(child, CallNode) or child in built  # a step that is its own ancestor is left out
+        ]
         return tuple(sorted(nodes, key=lambda node: (node.start_time_ns, node.span_id)))
 
-    def build_step(span_id: str, visiting: frozenset[str]) -> StepNode:
+    for span_id in reversed(reachable):
         row = step_rows[span_id]
-        below = build(span_id, visiting)
+        below = nodes_under(span_id)
         calls, unpriced, cost = _totals(below)
-        return StepNode(
+        built[span_id] = StepNode(
             span_id=span_id,
             name=str(row.step_name or row.name),
             step_kind=row.step_kind,
@@ -206,7 +219,7 @@ def task_tree(conn: Connection, task_id: str) -> TaskTree:
             cost_usd=cost,
         )
 
-    return TaskTree(task=task, children=build(None, frozenset()))
+    return TaskTree(task=task, children=nodes_under(None))
 
 
 def _totals(nodes: tuple[StepNode | CallNode, ...]) -> tuple[int, int, Decimal | None]:

@@ -49,10 +49,14 @@ def show(task_id: str, db: str | None, everything: bool, output_format: str) -> 
     """Show one task as a tree of steps and model calls with their cost."""
     from agentprof.analytics import task_tree
     from agentprof.reports import render_json, render_task_detail, store_info, task_detail
+    from agentprof.reports._task_model import MAX_DEPTH  # type: ignore[import-not-found]
+    from agentprof.reports._task_text import tree_depth  # type: ignore[import-not-found]
 
+    console = make_console()
+    depth = MAX_DEPTH if output_format == "json" else tree_depth(console.width)
     with store_connection(db) as (location, conn):
-        detail = task_detail(task_tree(conn, task_id), store_info(conn, location.display))
+        detail = task_detail(task_tree(conn, task_id), store_info(conn, location.display), depth)
     if output_format == "json":
         click.echo(render_json(detail))
     else:
-        render_task_detail(detail, make_console(), everything=everything)
+        render_task_detail(detail, console, everything=everything)

@@ -108,7 +108,8 @@ def test_show_unpriced_and_json(runner: CliRunner, store_dir: Path) -> None:
     result = runner.invoke(main, ["show", T1, "--db", str(store_dir), "--format", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) == {"schema_version", "store", "task", "children"}
+    assert set(data) == {"schema_version", "store", "task", "children", "flat_below_depth"}
+    assert data["flat_below_depth"] is None
     assert data["task"]["cost_usd"] == 0.0335
     classify, answer, call = data["children"]
     assert (classify["kind"], classify["cost_usd"], [c["span_id"] for c in classify["children"]]) == (
@@ -192,3 +193,44 @@ def test_show_sums_the_middle_of_a_long_run_and_all_shows_it(runner: CliRunner, 
 
     result = runner.invoke(main, ["show", "long0000", "--db", str(tmp_path / "store"), "--format", "json"])
     assert len(json.loads(result.output)["children"][0]["children"]) == 60
+
+
+def _nested_store(directory: Path, depth: int) -> None:
+    """A recursive task: ``depth`` steps each inside the one before, one priced call in the deepest."""
+    start = datetime(2025, 3, 1, 9, 0)
+    task = "deep0000deep0000"
+    with open_store(resolve_store_location(directory), create=True) as store, store.engine.begin() as conn:
+        add_task(conn, task, "recurse", start, 1_000.0, True)
+        parent = task
+        for n in range(depth):
+            add_span(conn, f"level{n}", parent, "step", f"level{n}", task, "recurse", f"level{n}", start, 10.0)
+            parent = f"level{n}"
+        add_call(conn, "deepest", parent=parent, task_id=task, task_name="recurse", step_name=f"level{depth - 1}",
+                 start=start, duration_ms=5.0, provider="openai", model="gpt-4o", cost="0.01")  # fmt: skip
+
+
+def test_a_recursion_deeper_than_python_allows_is_listed_flat_below_a_depth(tmp_path: Path) -> None:
+    _nested_store(tmp_path / "store", 1200)  # the tree used to be built recursively: RecursionError
+    runner = CliRunner(env={"COLUMNS": "80"})
+
+    result = runner.invoke(main, ["show", "deep0000", "--db", str(tmp_path / "store"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["flat_below_depth"] == 64
+    node, depth = data["children"][0], 1
+    while node["children"] and node["children"][0]["kind"] == "step" and len(node["children"]) == 1:
+        node, depth = node["children"][0], depth + 1
+    assert (depth, node["name"]) == (64, "level63")
+    flat = node["children"]
+    assert [child["name"] for child in flat[:-1]] == [f"level{n}" for n in range(64, 1200)]
+    assert all(child["children"] == [] for child in flat[:-1])
+    assert (flat[-1]["kind"], flat[-1]["span_id"], flat[-1]["cost_usd"]) == ("model_call", "deepest", 0.01)
+    assert node["model_calls"] == 1 and data["task"]["cost_usd"] == 0.01
+
+    result = runner.invoke(main, ["show", "deep0000", "--db", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.lstrip("│ └├─").startswith("level9  $0.0100") for line in lines)
+    assert "level10" in result.output and "more  $0.0000  0 calls" in result.output  # flat: cut and summed
+    assert "Steps nested deeper than 10 levels are listed flat under level 10" in " ".join(result.output.split())
+    assert "openai gpt-4o  $0.0100" in result.output
