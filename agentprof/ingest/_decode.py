@@ -48,6 +48,40 @@ class FlatSpan:
     attributes: dict[str, Any]
     resource: Mapping[str, Any] = field(default_factory=dict)
     scope_name: str = ""
+    #: What the span holds in memory, roughly (see :func:`weigh`); 0 until first weighed.
+    weight: int = 0
+
+
+#: What a span costs in memory besides its attribute values (the object, its ids, its dict).
+SPAN_OVERHEAD = 512
+
+
+def weigh(span: FlatSpan) -> int:
+    """The span's approximate size in bytes: its attribute values' characters plus a fixed overhead.
+
+    Why: what a received span costs is nearly all content (messages, system instructions, tool
+    definitions: kilobytes to megabytes per span), so queues and buffers bounded by span *counts*
+    alone let a burst of large spans take gigabytes. Computed once per span (~1 µs) and kept.
+    """
+    weight = span.weight
+    if not weight:
+        weight = SPAN_OVERHEAD + len(span.name)
+        for key, value in span.attributes.items():  # most values are strings: no call for those
+            weight += len(key) + (len(value) if type(value) is str else value_weight(value))
+        span.weight = weight
+    return weight
+
+
+def value_weight(value: Any) -> int:
+    """Characters of the strings in an attribute value (nested lists and maps included), 8 per other item."""
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value)
+    if kind is dict:
+        return sum(len(key) + value_weight(item) for key, item in value.items())
+    if kind is list or kind is tuple:
+        return sum(map(value_weight, value)) + 8 * len(value)
+    return 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,23 @@ from agentprof._records import SpoolRow
 from agentprof._spool import SpoolWriter
 from agentprof._usage import CanonicalUsage
 from agentprof.ingest._buffer import TraceBuffer
-from agentprof.ingest._decode import DecodedRequest, FlatSpan, RequestDecodeError, Shard, decode_json, decode_protobuf
+from agentprof.ingest._decode import (
+    DecodedRequest,
+    FlatSpan,
+    RequestDecodeError,
+    Shard,
+    decode_json,
+    decode_protobuf,
+    weigh,
+)
 from agentprof.ingest._traces import MappedSpans
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _SEEN_CAPACITY = 1 << 18
+#: Bytes of decoded spans queued for the writer (by :func:`~agentprof.ingest._decode.weigh`) before
+#: requests are answered 503; an empty queue takes any request the receiver accepted.
+QUEUE_BYTES = 32 * 1024 * 1024
 _TICK_S = 0.2
 
 
@@ -100,16 +111,20 @@ class Intake:
         spool_dir: Path,
         *,
         queue_size: int = 256,
+        queue_bytes: int = QUEUE_BYTES,
         buffer: TraceBuffer | None = None,
         shard: Shard | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         self.shard = shard
+        self.queue_bytes = queue_bytes
         self.stats = ReceiverStats()
         self._writer = SpoolWriter(spool_dir)
         self._buffer = buffer or TraceBuffer(self._write_rows)
-        self._queue: queue.Queue[list[FlatSpan] | None] = queue.Queue(maxsize=queue_size)
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._queue: queue.Queue[tuple[list[FlatSpan], int] | None] = queue.Queue(maxsize=queue_size)
+        self._queued_bytes = 0  # weight of the spans in _queue, under _lock
+        self._last_weight = 0  # of the last request queued: what the next one probably weighs
+        self._seen: OrderedDict[int, None] = OrderedDict()  # by span_key(), the latest _SEEN_CAPACITY spans
         self._lock = threading.Lock()
         self._hold = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -154,9 +169,18 @@ class Intake:
 
     # --- called by request threads -------------------------------------------------------
     def submit(self, body: bytes, content_type: str) -> Outcome:
-        """Decode ``body`` (``content_type`` is :data:`PROTOBUF` or :data:`JSON`) and queue its new spans."""
+        """Decode ``body`` (``content_type`` is :data:`PROTOBUF` or :data:`JSON`) and queue its new spans.
+
+        A queue that looks full answers ``busy`` before decoding: under sustained overload clients
+        resend every refused request, and decoding each only to refuse it took CPU from the writer
+        that would drain the queue. (A body that would be ``invalid`` is then refused as ``busy``
+        first, and as ``invalid`` when resent.)
+        """
         with self._lock:
             self.stats.requests += 1
+            if self._looks_full():
+                self.stats.throttled += 1
+                return BUSY
         try:
             if content_type == PROTOBUF:
                 decoded = decode_protobuf(body, self.shard)
@@ -177,21 +201,37 @@ class Intake:
             return BUSY
         return Outcome("ok", decoded.rejected, decoded.first_error)
 
+    def _looks_full(self) -> bool:
+        """Whether a request like the last one accepted would be refused now (caller holds ``_lock``)."""
+        queued = self._queued_bytes
+        return self._queue.full() or (queued > 0 and queued + self._last_weight > self.queue_bytes)
+
     def accept(self, decoded: DecodedRequest) -> bool:
-        """Queue the new spans of a decoded request; ``False`` when the queue is full."""
+        """Queue the new spans of a decoded request; ``False`` when the queue is full.
+
+        Full means ``queue_size`` requests or ``queue_bytes`` of spans, whichever comes first: a
+        count alone let a burst of large spans (a collector flushing its backlog) hold gigabytes.
+        """
+        keys = [span_key(span) for span in decoded.spans]
         with self._lock:
-            fresh = [span for span in decoded.spans if (span.trace_id, span.span_id) not in self._seen]
+            fresh = [span for span, key in zip(decoded.spans, keys, strict=True) if key not in self._seen]
             if not fresh:
                 self.stats.spans_duplicate += len(decoded.spans)
                 self.stats.spans_rejected += decoded.rejected
                 return True
+            weight = sum(map(weigh, fresh))
+            if self._queued_bytes and self._queued_bytes + weight > self.queue_bytes:
+                self.stats.throttled += 1
+                return False
             try:
-                self._queue.put_nowait(fresh)
+                self._queue.put_nowait((fresh, weight))
             except queue.Full:
                 self.stats.throttled += 1
                 return False
-            for span in fresh:
-                self._seen[(span.trace_id, span.span_id)] = None
+            self._queued_bytes += weight
+            self._last_weight = weight
+            for key in keys:
+                self._seen[key] = None
             while len(self._seen) > _SEEN_CAPACITY:
                 self._seen.popitem(last=False)
             self.stats.spans_accepted += len(fresh)
@@ -204,17 +244,16 @@ class Intake:
         flushed = time.monotonic()
         while True:
             try:
-                batch = self._queue.get(timeout=_TICK_S)
+                item = self._queue.get(timeout=_TICK_S)
             except queue.Empty:
-                batch = []
+                item = ([], 0)
             with self._hold:
                 try:
-                    if batch is None:
+                    if item is None:
                         self._drain()
                         self._buffer.flush_all()
                         return
-                    if batch:
-                        self._buffer.add(batch)
+                    self._take(item)
                     # once a tick, not after every batch: the check walks every trace held
                     if time.monotonic() - flushed >= _TICK_S:
                         self._buffer.flush_ready()
@@ -225,11 +264,20 @@ class Intake:
     def _drain(self) -> None:
         while True:
             try:
-                batch = self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if batch:
-                self._buffer.add(batch)
+            if item is not None:
+                self._take(item)
+
+    def _take(self, item: tuple[list[FlatSpan], int]) -> None:
+        """Hand a queued batch to the buffer; its bytes leave the queue's count first."""
+        batch, weight = item
+        if weight:
+            with self._lock:
+                self._queued_bytes -= weight
+        if batch:
+            self._buffer.add(batch)
 
     def _write_rows(self, rows: list[SpoolRow]) -> None:
         try:
@@ -243,6 +291,15 @@ class Intake:
             return
         with self._lock:
             self.stats.rows_written += written
+
+
+def span_key(span: FlatSpan) -> int:
+    """The span's trace and span ids as one integer: what remembering it costs (~50 bytes, not ~270).
+
+    Exact, unlike a hash: two spans never share a key. A tuple of the two hex strings kept both
+    strings alive, 70 MiB per receiver process at :data:`_SEEN_CAPACITY`.
+    """
+    return int(span.trace_id + span.span_id, 16)
 
 
 def warm_up() -> None:

@@ -38,6 +38,8 @@ _BLOCKS = (
     ("langfuse.observation.cost_details", "langfuse.cost."),
     ("llm.invocation_parameters", "llm.invocation_parameters."),
 )
+#: The attributes :func:`prepare` flattens (kept by spans held only as context: their usage counts).
+BLOCK_KEYS = frozenset(key for key, _ in _BLOCKS)
 _MISSING = object()
 
 

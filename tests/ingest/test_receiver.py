@@ -17,6 +17,7 @@ import pytest
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from agentprof.ingest._intake import PROTOBUF, Intake
 from agentprof.ingest._receiver import OtlpReceiver
 from tests.ingest.helpers import TRACE, S, request, sid
 
@@ -183,6 +184,28 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
             time.sleep(0.02)
     assert {row["trace_id"] for row in spooled(tmp_path / "spool")} == set(accepted)
     assert busy.stats.throttled >= 1 and len(accepted) == len(set(accepted)) >= 2
+
+
+def test_the_queue_is_bounded_by_bytes_as_well_as_by_requests(tmp_path: Path) -> None:
+    """Large spans fill the queue long before its request count (a collector flushing a backlog)."""
+
+    def heavy(trace: str) -> bytes:
+        content = {"gen_ai.operation.name": "invoke_agent", "gen_ai.input.messages": "x" * 5_000}
+        return request([S(1, None, "invoke_agent support", content, trace=trace)]).SerializeToString()
+
+    intake = Intake(tmp_path / "spool", queue_size=256, queue_bytes=4_000).start()
+    try:
+        with intake.hold_writer():  # the writer may take a batch, but not hand it on
+            assert intake.submit(heavy("1" * 32), PROTOBUF).status == "ok"  # alone over the bytes: taken
+            assert intake.submit(heavy("2" * 32), PROTOBUF).status == "busy"  # 255 requests free, no bytes
+        for _ in range(100):  # the client's retries, until the writer has caught up
+            if intake.submit(heavy("2" * 32), PROTOBUF).status == "ok":
+                break
+            time.sleep(0.02)
+    finally:
+        intake.stop()
+    assert intake.stats.throttled >= 1
+    assert sorted(row["trace_id"] for row in spooled(tmp_path / "spool")) == ["1" * 32, "2" * 32]
 
 
 def test_retries_are_idempotent(receiver: OtlpReceiver) -> None:
