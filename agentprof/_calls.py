@@ -25,6 +25,7 @@ once, whatever path ends it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
@@ -193,6 +194,41 @@ class ModelCall:
 bound_call: ContextVar[ModelCall | None] = ContextVar("agentprof_call", default=None)
 """The call whose SDK request is being built (:func:`bind_request`); SDK wrappers may set it directly."""
 _payloads: dict[int, ModelCall] = {}
+#: Request-body bytes parked in ``_payloads`` at most. Bodies carry the whole conversation (hundreds
+#: of kilobytes per call late in an agent loop), so the count bound alone let a stalled exporter
+#: hold gigabytes of them in the agent's process.
+MAX_PENDING_BODY_BYTES = 128 * 1024 * 1024
+_payload_lock = threading.Lock()  # _payloads and _pending_body_bytes change together
+_pending_body_bytes = 0
+
+
+def _park(call: ModelCall, span_id: int, max_count: int) -> None:
+    """Leave ``call``'s payload for the exporter, letting the oldest go past either bound.
+
+    Past the count bound (the processor's queue plus one batch in flight), the oldest payloads
+    belong to spans the processor's queue already dropped (it drops its oldest too, and counts
+    them). Past the bytes bound their spans may still be queued: they will be stored without
+    request fingerprints or output hash, so those are counted (``payloads_dropped``, shown by
+    ``agentprof doctor``).
+    """
+    global _pending_body_bytes
+    size = len(call.body) if call.body is not None else 0
+    dropped = 0
+    with _payload_lock:
+        while _payloads and (len(_payloads) >= max_count or _pending_body_bytes + size > MAX_PENDING_BODY_BYTES):
+            oldest = _payloads.pop(next(iter(_payloads)))
+            if len(_payloads) + 1 < max_count:
+                dropped += 1
+            if oldest.body is not None:
+                _pending_body_bytes -= len(oldest.body)
+            # Its span may still wait in the processor's queue, holding the call: let go of the
+            # body and output here, or the bound would bound nothing.
+            oldest.body = None
+            oldest.output = None
+        _payloads[span_id] = call
+        _pending_body_bytes += size
+    if dropped:
+        _safety.count("payloads_dropped", dropped)
 
 
 def start_call(
@@ -328,14 +364,7 @@ def finish_call(
         error_type = call.error_type = type(error).__name__  # the name only: an exception holds frames
     span_id = new_span_id()
     if call.body is not None or output is not None or raw_usage is not None or call.url is not None:
-        # Exporter stalled or spans dropped: the oldest payloads belong to spans the processor's
-        # queue already dropped (it drops its oldest too), so they go first.
-        while len(_payloads) >= runtime.max_pending_payloads:
-            try:
-                del _payloads[next(iter(_payloads))]
-            except (StopIteration, KeyError, RuntimeError):
-                break
-        _payloads[span_id] = call
+        _park(call, span_id, runtime.max_pending_payloads)
     _runtime.emit_deferred(call, span_id, error_type)
 
 
@@ -345,9 +374,13 @@ def take_payload(span_id: int) -> Payload | None:
     The call lets go of the body and output: its span may wait longer in another processor's
     queue (the OTLP tee), and only the store needs them.
     """
-    call = _payloads.pop(span_id, None)
-    if call is None:
-        return None
+    global _pending_body_bytes
+    with _payload_lock:
+        call = _payloads.pop(span_id, None)
+        if call is None:
+            return None
+        if call.body is not None:
+            _pending_body_bytes -= len(call.body)
     payload = call.payload()
     call.body = None
     call.output = None
@@ -357,3 +390,19 @@ def take_payload(span_id: int) -> Payload | None:
 def pending_payloads() -> int:
     """Number of payloads waiting for the exporter (for ``doctor`` and memory tests)."""
     return len(_payloads)
+
+
+def discard_payloads() -> None:
+    """Forget every parked payload: at shutdown, after the last export.
+
+    Their spans were never exported, and the exporter's own counts already say so.
+    """
+    global _pending_body_bytes
+    with _payload_lock:
+        _payloads.clear()
+        _pending_body_bytes = 0
+
+
+def pending_body_bytes() -> int:
+    """Request-body bytes of the payloads waiting for the exporter (memory tests)."""
+    return _pending_body_bytes

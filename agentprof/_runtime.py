@@ -280,6 +280,9 @@ def _shutdown_locked() -> None:
         from agentprof import _otlp
 
         _otlp.shutdown_processor(runtime.otlp_processor)
+    from agentprof import _calls  # (it imports this module)
+
+    _calls.discard_payloads()
     runtime.exporter.report_losses()
 
 

@@ -19,6 +19,10 @@ both scenarios. Run::
 
     python benchmarks/memory.py                    # both scenarios, 10k and 1M calls (~5 min)
     python benchmarks/memory.py --calls 10000 200000 --scenarios stalled
+    python benchmarks/memory.py --calls 2000 10000 30000 --scenarios stalled --body-kb 200
+
+``--body-kb`` makes every request body that size (late in an agent loop a body is the whole
+conversation): what the exporter has not taken yet is held beside its span, by count and by bytes.
 """
 
 from __future__ import annotations
@@ -54,7 +58,16 @@ def rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def child(scenario: str, checkpoints: list[int]) -> None:
+def body_template(body_kb: int) -> str:
+    """The request body of every call; with ``body_kb``, a system prompt padded to that size."""
+    if not body_kb:
+        return BODY
+    data = json.loads(BODY)
+    data["messages"][0]["content"] = ("You are a support agent. " * (body_kb * 1024 // 25 + 1))[: body_kb * 1024]
+    return json.dumps(data)
+
+
+def child(scenario: str, checkpoints: list[int], body_kb: int = 0) -> None:
     """Record calls up to each checkpoint and print one JSON line per checkpoint."""
     import agentprof
     from agentprof import _calls, _runtime
@@ -73,6 +86,7 @@ def child(scenario: str, checkpoints: list[int]) -> None:
 
         exporter.export = stall  # type: ignore[method-assign, assignment]
 
+    body = body_template(body_kb)
     usage = CanonicalUsage(input_tokens=412, output_tokens=38, cache_read_tokens=256)
     done = 0
     started = time.perf_counter()
@@ -85,7 +99,7 @@ def child(scenario: str, checkpoints: list[int]) -> None:
                             attributes = {"server.address": "x"}
                             call = _calls.start_call("openai", "gpt-4o-mini", request_attributes=attributes)
                             token = _calls.bind_request(call)
-                            _calls.capture_request(BODY.replace("{n}", str(done)).encode(), "https://x/v1/chat")
+                            _calls.capture_request(body.replace("{n}", str(done)).encode(), "https://x/v1/chat")
                             _calls.unbind_request(token)
                             _calls.finish_call(
                                 call,
@@ -120,13 +134,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--scenarios", nargs="+", default=["store", "stalled"], choices=["store", "stalled"])
+    parser.add_argument("--body-kb", type=int, default=0, help="request bodies of this size (default: 1.5 kB)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, sorted(args.calls))
+        child(args.child, sorted(args.calls), args.body_kb)
         return
     for scenario in args.scenarios:
-        command = [sys.executable, str(Path(__file__)), "--child", scenario, "--calls", *map(str, args.calls)]
+        command = [sys.executable, str(Path(__file__)), "--child", scenario, "--body-kb", str(args.body_kb)]
+        command += ["--calls", *map(str, args.calls)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         points = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         first, last = points[0], points[-1]

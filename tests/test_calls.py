@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import agentprof
-from agentprof import _calls, _runtime, _spans
+from agentprof import _calls, _runtime, _safety, _spans
 from agentprof._usage import CanonicalUsage
 
 Rows = Callable[[], list[dict[str, Any]]]
@@ -25,7 +25,7 @@ def record(
     body: dict[str, Any] | None = None,
     output: str | None = "ok",
     error: BaseException | None = None,
-) -> None:
+) -> _calls.ModelCall:
     call = _calls.start_call(provider, model)
     token = _calls.bind_request(call)
     if body is not None:
@@ -38,6 +38,7 @@ def record(
         output=(lambda: output) if output is not None else None,
         error=error,
     )
+    return call
 
 
 def test_call_inside_steps_is_attributed_to_innermost_step(spool_rows: Rows) -> None:
@@ -184,6 +185,52 @@ def test_a_stalled_exporter_bounds_pending_payloads_and_counts_the_drops(tmp_pat
         release.set()
         _runtime.shutdown()
     assert sum(exported) < 200  # the rest were dropped by the bounded queue, never queued forever
+    assert _safety.counters().get("payloads_dropped", 0) == 0  # their spans were dropped (and counted) already
+
+
+def test_request_bodies_waiting_for_a_stalled_exporter_are_bounded_by_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Late in an agent loop every body is the whole conversation: the count bound alone held gigabytes."""
+    import threading
+
+    monkeypatch.setattr(_calls, "MAX_PENDING_BODY_BYTES", 40_000)
+    _safety.reset_counters()
+    runtime = _runtime.configure(db=str(tmp_path / "store"))  # a queue of 8,192 spans: never the bound here
+    release = threading.Event()
+    real_export = runtime.exporter.export
+
+    def stalled(spans: Any) -> Any:
+        release.wait()
+        return real_export(spans)
+
+    runtime.exporter.export = stalled  # type: ignore[method-assign]
+    body = {"messages": [{"role": "user", "content": "the whole history " * 300}]}  # ~5.5 kB
+    try:
+        calls = []
+        for _ in range(60):
+            calls.append(record("gpt-4o", CanonicalUsage(input_tokens=1500, output_tokens=1), body=body))
+            assert 0 < _calls.pending_body_bytes() <= 40_000
+        kept = _calls.pending_payloads()
+        assert 0 < kept < 10
+        # the queued spans still hold their calls: the bodies let go must really be gone
+        assert [call.body is not None for call in calls] == [False] * (60 - kept) + [True] * kept
+        assert _safety.counters()["payloads_dropped"] == 60 - kept  # every one let go is counted
+        release.set()
+        assert _runtime.flush()
+        assert (_calls.pending_payloads(), _calls.pending_body_bytes()) == (0, 0)  # taken by the exporter
+    finally:
+        release.set()
+        _runtime.shutdown()
+    rows = [
+        json.loads(line)
+        for segment in (tmp_path / "store" / "spool").glob("seg-*.jsonl")
+        for line in segment.read_text().splitlines()
+    ]
+    calls = [row for row in rows if row["kind"] == "model_call"]
+    assert len(calls) == 60  # every call is stored, priced; only the dropped ones lack fingerprints
+    assert sum(1 for row in calls if row.get("request_fingerprint")) == kept
+    assert all(row["cost_usd"] for row in calls)
 
 
 def test_a_model_call_span_is_built_off_the_callers_thread_with_every_readable_span_field(tmp_path: Path) -> None:

@@ -111,6 +111,15 @@ def run_checks(db: str | None) -> list[Check]:
         if abandoned:
             detail += f"; {abandoned} process(es) exited before the collector answered"
         checks.append(Check("OTLP export", failed == 0 and abandoned == 0 and dropped == 0, detail))
+    if totals.get("payloads_dropped"):
+        checks.append(
+            Check(
+                "request bodies",
+                False,
+                f"{totals['payloads_dropped']} call(s) recorded without request fingerprints: the exporter fell "
+                "behind and their bodies passed the 128 MiB held for it (cache rules cannot see them)",
+            )
+        )
     if totals.get("spool_write_failures"):
         checks.append(
             Check("spool writes", False, f"{totals['spool_write_failures']} batch(es) could not be written (disk?)")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import openai
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 import agentprof
-from agentprof import _runtime
+from agentprof import _calls, _runtime
 from agentprof._config import resolve_store_location
 from agentprof.cli import main
 from agentprof.integrations import openai as openai_integration
@@ -104,6 +105,28 @@ def test_a_second_runtime_does_not_report_the_first_ones_losses(tmp_path: Path, 
     result = doctor(tmp_path / "second")
     assert result.exit_code == 0, result.output
     assert written_and_lost(result) == (2, 0)
+
+
+def test_calls_recorded_without_their_request_bodies_are_a_problem(
+    tmp_path: Path, model_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Request bodies wait for the exporter within a byte bound; one byte: a body waits alone, so
+    # each call before the exporter's next run lets the previous call's body go.
+    monkeypatch.setattr(_calls, "MAX_PENDING_BODY_BYTES", 1)
+    store = tmp_path / "store"
+    record_calls(store, model_server, ["gpt-4o-mini"] * 5)
+    result = doctor(store)
+    assert result.exit_code == 1
+    line = lines_of(result)["request bodies"]
+    assert line.startswith("problem request bodies ") and "without request fingerprints" in line
+    dropped = int(line.split()[3])
+    location = resolve_store_location(str(store))
+    with open_store(location) as opened, opened.engine.connect() as conn:
+        counts = conn.execute(
+            sa.select(sa.func.count(), sa.func.count(model_calls.c.request_fingerprint)).select_from(model_calls)
+        ).one()
+    assert counts[0] == 5  # every call stored
+    assert dropped >= 1 and counts[0] - counts[1] == dropped  # those without fingerprints are the ones counted
 
 
 def test_a_missing_store_and_a_foreign_file_are_problems(tmp_path: Path) -> None:
