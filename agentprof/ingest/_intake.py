@@ -213,13 +213,15 @@ class Intake:
         count alone let a burst of large spans (a collector flushing its backlog) hold gigabytes.
         """
         keys = [span_key(span) for span in decoded.spans]
+        for span in decoded.spans:
+            weigh(span)  # outside the lock: kept on the span, summed below
         with self._lock:
             fresh = [span for span, key in zip(decoded.spans, keys, strict=True) if key not in self._seen]
             if not fresh:
                 self.stats.spans_duplicate += len(decoded.spans)
                 self.stats.spans_rejected += decoded.rejected
                 return True
-            weight = sum(map(weigh, fresh))
+            weight = sum(span.weight for span in fresh)
             if self._queued_bytes and self._queued_bytes + weight > self.queue_bytes:
                 self.stats.throttled += 1
                 return False
