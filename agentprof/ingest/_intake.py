@@ -16,7 +16,7 @@ import gc
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
@@ -44,7 +44,9 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _SEEN_CAPACITY = 1 << 18
 #: Bytes of decoded spans queued for the writer (by :func:`~agentprof.ingest._decode.weigh`) before
-#: requests are answered 503; an empty queue takes any request the receiver accepted.
+#: requests are answered 503. A request that does not fit is still taken while the queue is at most
+#: a quarter full: one larger than the whole budget (a collector's 64 MiB batch) must not wait for
+#: an empty queue, which steady traffic from other clients may never leave.
 QUEUE_BYTES = 32 * 1024 * 1024
 _TICK_S = 0.2
 
@@ -123,7 +125,7 @@ class Intake:
         self._buffer = buffer or TraceBuffer(self._write_rows)
         self._queue: queue.Queue[tuple[list[FlatSpan], int] | None] = queue.Queue(maxsize=queue_size)
         self._queued_bytes = 0  # weight of the spans in _queue, under _lock
-        self._last_weight = 0  # of the last request queued: what the next one probably weighs
+        self._recent_weights: deque[int] = deque(maxlen=8)  # of the requests queued lately
         self._seen: OrderedDict[int, None] = OrderedDict()  # by span_key(), the latest _SEEN_CAPACITY spans
         self._lock = threading.Lock()
         self._hold = threading.Lock()
@@ -202,9 +204,17 @@ class Intake:
         return Outcome("ok", decoded.rejected, decoded.first_error)
 
     def _looks_full(self) -> bool:
-        """Whether a request like the last one accepted would be refused now (caller holds ``_lock``)."""
+        """Whether the lightest of the requests accepted lately would be refused now (caller holds ``_lock``).
+
+        The lightest, so that a client sending small requests is not refused for the size of
+        another's large ones.
+        """
+        return self._queue.full() or self._over_budget(min(self._recent_weights, default=0))
+
+    def _over_budget(self, weight: int) -> bool:
+        """Whether queuing ``weight`` more would pass :data:`QUEUE_BYTES` (caller holds ``_lock``)."""
         queued = self._queued_bytes
-        return self._queue.full() or (queued > 0 and queued + self._last_weight > self.queue_bytes)
+        return queued > self.queue_bytes // 4 and queued + weight > self.queue_bytes
 
     def accept(self, decoded: DecodedRequest) -> bool:
         """Queue the new spans of a decoded request; ``False`` when the queue is full.
@@ -222,7 +232,7 @@ class Intake:
                 self.stats.spans_rejected += decoded.rejected
                 return True
             weight = sum(span.weight for span in fresh)
-            if self._queued_bytes and self._queued_bytes + weight > self.queue_bytes:
+            if self._over_budget(weight):
                 self.stats.throttled += 1
                 return False
             try:
@@ -231,7 +241,7 @@ class Intake:
                 self.stats.throttled += 1
                 return False
             self._queued_bytes += weight
-            self._last_weight = weight
+            self._recent_weights.append(weight)
             for key in keys:
                 self._seen[key] = None
             while len(self._seen) > _SEEN_CAPACITY:

@@ -198,14 +198,58 @@ def test_the_queue_is_bounded_by_bytes_as_well_as_by_requests(tmp_path: Path) ->
         with intake.hold_writer():  # the writer may take a batch, but not hand it on
             assert intake.submit(heavy("1" * 32), PROTOBUF).status == "ok"  # alone over the bytes: taken
             assert intake.submit(heavy("2" * 32), PROTOBUF).status == "busy"  # 255 requests free, no bytes
+            # refused before it is read: under overload every refused request comes back, and decoding
+            # each one only to refuse it took the CPU the writer needed to catch up
+            assert intake.submit(b"not protobuf", PROTOBUF).status == "busy"
         for _ in range(100):  # the client's retries, until the writer has caught up
             if intake.submit(heavy("2" * 32), PROTOBUF).status == "ok":
                 break
             time.sleep(0.02)
+        for _ in range(100):
+            outcome = intake.submit(b"not protobuf", PROTOBUF)
+            if outcome.status != "busy":
+                break
+            time.sleep(0.02)
+        assert outcome.status == "invalid"  # read once there is room
     finally:
         intake.stop()
-    assert intake.stats.throttled >= 1
+    assert intake.stats.throttled >= 2
     assert sorted(row["trace_id"] for row in spooled(tmp_path / "spool")) == ["1" * 32, "2" * 32]
+
+
+def test_a_request_larger_than_the_byte_budget_waits_only_for_a_quarter_full_queue(tmp_path: Path) -> None:
+    """Not for an empty one: steady traffic from other clients may never leave the queue empty."""
+
+    def sized(trace: str, chars: int) -> bytes:
+        content = {"gen_ai.operation.name": "invoke_agent", "gen_ai.input.messages": "x" * chars}
+        return request([S(1, None, "invoke_agent support", content, trace=trace)]).SerializeToString()
+
+    intake = Intake(tmp_path / "spool", queue_size=256, queue_bytes=40_000).start()
+    try:
+        with intake.hold_writer():
+            assert intake.submit(sized("1" * 32, 1_000), PROTOBUF).status == "ok"
+            assert intake.submit(sized("2" * 32, 50_000), PROTOBUF).status == "ok"  # over budget, queue under 1/4
+            assert intake.submit(sized("3" * 32, 1_000), PROTOBUF).status == "busy"  # over 1/4 and no room
+    finally:
+        intake.stop()
+    assert sorted(row["trace_id"] for row in spooled(tmp_path / "spool")) == ["1" * 32, "2" * 32]
+
+
+def test_a_small_request_is_not_refused_for_the_size_of_another_clients_large_ones(tmp_path: Path) -> None:
+    def sized(trace: str, chars: int) -> bytes:
+        content = {"gen_ai.operation.name": "invoke_agent", "gen_ai.input.messages": "x" * chars}
+        return request([S(1, None, "invoke_agent support", content, trace=trace)]).SerializeToString()
+
+    intake = Intake(tmp_path / "spool", queue_size=256, queue_bytes=40_000).start()
+    try:
+        with intake.hold_writer():
+            assert intake.submit(sized("1" * 32, 1_000), PROTOBUF).status == "ok"
+            assert intake.submit(sized("2" * 32, 25_000), PROTOBUF).status == "ok"  # the queue is now over 1/4
+            assert intake.submit(sized("3" * 32, 25_000), PROTOBUF).status == "busy"  # does not fit
+            assert intake.submit(sized("4" * 32, 1_000), PROTOBUF).status == "ok"  # fits: not refused unread
+    finally:
+        intake.stop()
+    assert len(spooled(tmp_path / "spool")) == 3
 
 
 def test_retries_are_idempotent(receiver: OtlpReceiver) -> None:
