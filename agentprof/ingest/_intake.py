@@ -47,7 +47,7 @@ _SEEN_CAPACITY = 1 << 18
 #: requests are answered 503. A request that does not fit is still taken while the queue is at most
 #: a quarter full: one larger than the whole budget (a collector's 64 MiB batch) must not wait for
 #: an empty queue, which steady traffic from other clients may never leave.
-QUEUE_BYTES = 32 * 1024 * 1024
+QUEUE_BYTES = 64 * 1024 * 1024
 _TICK_S = 0.2
 
 

@@ -97,6 +97,9 @@ HEAVY_CALL = {
 }
 
 
+TRACE_ID = "ab" * 16
+
+
 def heavy_trace(trace_id: str) -> list[FlatSpan]:
     """An agent, a step under it, and a heavy chat call in that step."""
     step = {"traceloop.span.kind": "task", "traceloop.entity.name": "lookup"}
@@ -109,7 +112,7 @@ def heavy_trace(trace_id: str) -> list[FlatSpan]:
 
 
 def straggler(trace_id: str, number: int) -> list[FlatSpan]:
-    """A heavy chat call under the written one (a nested SDK span), and a tool call in the step."""
+    """A tool call in the step, arriving after its trace was written."""
     tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}
     spans = [S(number, 2, "execute_tool search", tool, trace=trace_id, start=9)]
     return decode_protobuf(request(spans).SerializeToString()).spans
@@ -120,9 +123,6 @@ def test_weight_counts_content() -> None:
     assert weigh(light) < SPAN_OVERHEAD + 200
     assert weigh(heavy) > SPAN_OVERHEAD + len(HISTORY) + 2400
     assert value_weight({"ab": ["xyz", {"k": "vv"}]}) == 2 + 3 + (1 + 2) + 2 * 8
-
-
-TRACE_ID = "ab" * 16
 
 
 def test_a_written_span_keeps_what_attribution_reads_and_not_its_content() -> None:
