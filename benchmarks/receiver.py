@@ -137,6 +137,20 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def post(url: str, body: bytes, content_type: str) -> None:
+    """Send one export request, retrying after 10 ms while the server answers 503."""
+    while True:
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+            return
+        except urllib.error.HTTPError as error:
+            if error.code != 503:
+                raise
+            time.sleep(0.01)
+
+
 def run_once(
     bodies: list[bytes], content_type: str, spans: int, workers: str = "auto"
 ) -> tuple[float, float, float, int]:
@@ -154,16 +168,7 @@ def run_once(
         url = match.group(1) + "/v1/traces"
         start = time.perf_counter()
         for body in bodies:
-            while True:
-                request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
-                try:
-                    with urllib.request.urlopen(request, timeout=60) as response:
-                        response.read()
-                    break
-                except urllib.error.HTTPError as error:
-                    if error.code != 503:
-                        raise
-                    time.sleep(0.01)
+            post(url, body, content_type)
         sent = time.perf_counter()
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=600)

@@ -27,8 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import receiver
@@ -54,22 +52,6 @@ def process_tree_rss_mib(pid: int) -> list[float]:
             continue
         sizes.append(pages * os.sysconf("SC_PAGE_SIZE") / 2**20)
     return sizes
-
-
-def post(url: str, body: bytes) -> None:
-    """Send one request, retrying while the server answers 503."""
-    while True:
-        request = urllib.request.Request(
-            url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                response.read()
-            return
-        except urllib.error.HTTPError as error:
-            if error.code != 503:
-                raise
-            time.sleep(0.01)
 
 
 def main() -> None:
@@ -98,7 +80,7 @@ def main() -> None:
         try:
             for checkpoint in sorted(args.spans):
                 while sent < checkpoint:
-                    post(url, receiver.build_request(index, 512).SerializeToString())
+                    receiver.post(url, receiver.build_request(index, 512).SerializeToString(), "application/x-protobuf")
                     index += 1
                     sent += 512
                 time.sleep(2)

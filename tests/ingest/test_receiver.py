@@ -186,12 +186,17 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     assert busy.stats.throttled >= 1 and len(accepted) == len(set(accepted)) >= 2
 
 
+def sized_trace(trace: str, chars: int) -> bytes:
+    """A one-span trace whose messages are ``chars`` characters (what the intake's byte budget weighs)."""
+    content = {"gen_ai.operation.name": "invoke_agent", "gen_ai.input.messages": "x" * chars}
+    return request([S(1, None, "invoke_agent support", content, trace=trace)]).SerializeToString()
+
+
 def test_the_queue_is_bounded_by_bytes_as_well_as_by_requests(tmp_path: Path) -> None:
     """Large spans fill the queue long before its request count (a collector flushing a backlog)."""
 
     def heavy(trace: str) -> bytes:
-        content = {"gen_ai.operation.name": "invoke_agent", "gen_ai.input.messages": "x" * 5_000}
-        return request([S(1, None, "invoke_agent support", content, trace=trace)]).SerializeToString()
+        return sized_trace(trace, 5_000)
 
     intake = Intake(tmp_path / "spool", queue_size=256, queue_bytes=4_000).start()
     try:
@@ -219,34 +224,25 @@ def test_the_queue_is_bounded_by_bytes_as_well_as_by_requests(tmp_path: Path) ->
 
 def test_a_request_larger_than_the_byte_budget_waits_only_for_a_quarter_full_queue(tmp_path: Path) -> None:
     """Not for an empty one: steady traffic from other clients may never leave the queue empty."""
-
-    def sized(trace: str, chars: int) -> bytes:
-        content = {"gen_ai.operation.name": "invoke_agent", "gen_ai.input.messages": "x" * chars}
-        return request([S(1, None, "invoke_agent support", content, trace=trace)]).SerializeToString()
-
     intake = Intake(tmp_path / "spool", queue_size=256, queue_bytes=40_000).start()
     try:
         with intake.hold_writer():
-            assert intake.submit(sized("1" * 32, 1_000), PROTOBUF).status == "ok"
-            assert intake.submit(sized("2" * 32, 50_000), PROTOBUF).status == "ok"  # over budget, queue under 1/4
-            assert intake.submit(sized("3" * 32, 1_000), PROTOBUF).status == "busy"  # over 1/4 and no room
+            assert intake.submit(sized_trace("1" * 32, 1_000), PROTOBUF).status == "ok"
+            assert intake.submit(sized_trace("2" * 32, 50_000), PROTOBUF).status == "ok"  # over budget, queue under 1/4
+            assert intake.submit(sized_trace("3" * 32, 1_000), PROTOBUF).status == "busy"  # over 1/4 and no room
     finally:
         intake.stop()
     assert sorted(row["trace_id"] for row in spooled(tmp_path / "spool")) == ["1" * 32, "2" * 32]
 
 
 def test_a_small_request_is_not_refused_for_the_size_of_another_clients_large_ones(tmp_path: Path) -> None:
-    def sized(trace: str, chars: int) -> bytes:
-        content = {"gen_ai.operation.name": "invoke_agent", "gen_ai.input.messages": "x" * chars}
-        return request([S(1, None, "invoke_agent support", content, trace=trace)]).SerializeToString()
-
     intake = Intake(tmp_path / "spool", queue_size=256, queue_bytes=40_000).start()
     try:
         with intake.hold_writer():
-            assert intake.submit(sized("1" * 32, 1_000), PROTOBUF).status == "ok"
-            assert intake.submit(sized("2" * 32, 25_000), PROTOBUF).status == "ok"  # the queue is now over 1/4
-            assert intake.submit(sized("3" * 32, 25_000), PROTOBUF).status == "busy"  # does not fit
-            assert intake.submit(sized("4" * 32, 1_000), PROTOBUF).status == "ok"  # fits: not refused unread
+            assert intake.submit(sized_trace("1" * 32, 1_000), PROTOBUF).status == "ok"
+            assert intake.submit(sized_trace("2" * 32, 25_000), PROTOBUF).status == "ok"  # the queue is now over 1/4
+            assert intake.submit(sized_trace("3" * 32, 25_000), PROTOBUF).status == "busy"  # does not fit
+            assert intake.submit(sized_trace("4" * 32, 1_000), PROTOBUF).status == "ok"  # fits: not refused unread
     finally:
         intake.stop()
     assert len(spooled(tmp_path / "spool")) == 3
