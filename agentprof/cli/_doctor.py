@@ -112,12 +112,15 @@ def run_checks(db: str | None) -> list[Check]:
             detail += f"; {abandoned} process(es) exited before the collector answered"
         checks.append(Check("OTLP export", failed == 0 and abandoned == 0 and dropped == 0, detail))
     if totals.get("payloads_dropped"):
+        from agentprof._calls import MAX_PENDING_BODY_BYTES
+
         checks.append(
             Check(
                 "request bodies",
                 False,
                 f"{totals['payloads_dropped']} call(s) recorded without request fingerprints: the exporter fell "
-                "behind and their bodies passed the 128 MiB held for it (cache rules cannot see them)",
+                f"behind and their bodies passed the {MAX_PENDING_BODY_BYTES // 2**20} MiB held for it "
+                "(cache rules cannot see them)",
             )
         )
     if totals.get("spool_write_failures"):

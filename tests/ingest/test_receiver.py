@@ -195,19 +195,16 @@ def sized_trace(trace: str, chars: int) -> bytes:
 def test_the_queue_is_bounded_by_bytes_as_well_as_by_requests(tmp_path: Path) -> None:
     """Large spans fill the queue long before its request count (a collector flushing a backlog)."""
 
-    def heavy(trace: str) -> bytes:
-        return sized_trace(trace, 5_000)
-
     intake = Intake(tmp_path / "spool", queue_size=256, queue_bytes=4_000).start()
     try:
         with intake.hold_writer():  # the writer may take a batch, but not hand it on
-            assert intake.submit(heavy("1" * 32), PROTOBUF).status == "ok"  # alone over the bytes: taken
-            assert intake.submit(heavy("2" * 32), PROTOBUF).status == "busy"  # 255 requests free, no bytes
+            assert intake.submit(sized_trace("1" * 32, 5_000), PROTOBUF).status == "ok"  # alone over the bytes: taken
+            assert intake.submit(sized_trace("2" * 32, 5_000), PROTOBUF).status == "busy"  # 255 requests free, no bytes
             # refused before it is read: under overload every refused request comes back, and decoding
             # each one only to refuse it took the CPU the writer needed to catch up
             assert intake.submit(b"not protobuf", PROTOBUF).status == "busy"
         for _ in range(100):  # the client's retries, until the writer has caught up
-            if intake.submit(heavy("2" * 32), PROTOBUF).status == "ok":
+            if intake.submit(sized_trace("2" * 32, 5_000), PROTOBUF).status == "ok":
                 break
             time.sleep(0.02)
         for _ in range(100):
