@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -62,36 +63,70 @@ def test_help_does_not_import_the_database_stack() -> None:
     assert imported.strip() == "[]"
 
 
-def test_ctrl_c_during_a_duckdb_query_is_aborted_without_a_traceback(runner: CliRunner) -> None:
-    # DuckDB's client turns Ctrl-C during a query into RuntimeError("Query interrupted"): a real
-    # query (about a minute uninterrupted) and a real SIGINT, as a terminal sends, half a second
-    # into it (a signal already pending when the query starts is only seen after it ends).
-    import os
-    import signal
-    import threading
-
-    import duckdb
-
+def _group_running(body: Callable[[], object]) -> click.Group:
+    """An agentprof-style click group with one command, ``run``, that calls ``body``."""
     from agentprof.cli._errors import AgentprofGroup
 
     @click.group(cls=AgentprofGroup)
     def cli() -> None:
         pass
 
-    timers: list[threading.Timer] = []
-
     @cli.command()
-    def slow() -> None:
+    def run() -> None:
+        body()
+
+    return cli
+
+
+def test_duckdbs_interrupted_query_error_is_clicks_aborted(runner: CliRunner) -> None:
+    # What DuckDB's client raises when it notices Ctrl-C during a query (the real signal is below).
+    def interrupted() -> None:
+        raise RuntimeError("Query interrupted")
+
+    result = runner.invoke(_group_running(interrupted), ["run"])
+    assert (result.exit_code, result.output) == (1, "Aborted!\n")
+    assert isinstance(result.exception, SystemExit)
+
+    def other_runtime_error() -> None:
+        raise RuntimeError("Query interrupted by something else")
+
+    result = runner.invoke(_group_running(other_runtime_error), ["run"])
+    assert isinstance(result.exception, RuntimeError)  # a bug keeps its traceback
+
+
+def test_ctrl_c_during_a_duckdb_query_is_aborted_without_a_traceback(runner: CliRunner) -> None:
+    # A real query (~10 s uninterrupted on this machine) and a real SIGINT, as a terminal sends,
+    # half a second into it. DuckDB's client usually notices it within the query and raises
+    # RuntimeError("Query interrupted") (click's "Aborted!"); on a loaded machine it sometimes
+    # notices nothing until the query ends, and Python's KeyboardInterrupt follows (click's
+    # "\nAborted!"). DuckDB's own tests accept either; so does this one, with no traceback.
+    import os
+    import signal
+    import threading
+
+    import duckdb
+
+    done = threading.Event()
+
+    def press_ctrl_c() -> None:
+        if not done.wait(0.5):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=press_ctrl_c, daemon=True)
+
+    def slow_query() -> None:
         conn = duckdb.connect()
-        timers.append(threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)))
-        timers[0].start()
-        conn.execute("SELECT count(*) FROM range(10000000000) t(x) WHERE x % 7 = 3").fetchall()
+        sender.start()
+        try:
+            conn.execute("SELECT count(*) FROM range(2000000000) t(x) WHERE x % 7 = 3").fetchall()
+        finally:
+            done.set()
+            sender.join()
 
     try:
-        result = runner.invoke(cli, ["slow"])
+        result = runner.invoke(_group_running(slow_query), ["run"])
     finally:
-        for timer in timers:
-            timer.cancel()
+        done.set()
     assert result.exit_code == 1
-    assert result.output == "Aborted!\n"
+    assert result.output in {"Aborted!\n", "\nAborted!\n"}
     assert isinstance(result.exception, SystemExit)
