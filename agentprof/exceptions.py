@@ -7,7 +7,8 @@
     └── StoreError                  the store cannot be used as asked
         ├── StoreNotFoundError      no store (or no data) where one was expected
         ├── StoreCorruptError       the file is not a database, or not agentprof's
-        └── StoreSchemaError        the database was written by a newer agentprof
+        ├── StoreSchemaError        the database was written by a newer agentprof
+        └── StoreLockedError        another process kept the database file locked too long
 
 The CLI turns each into one line naming what is wrong and what to do; none of them is
 ever raised into a user's agent code (see ``agentprof._safety``).
@@ -38,3 +39,7 @@ class StoreCorruptError(StoreError):
 
 class StoreSchemaError(StoreError):
     """The store was written by a newer agentprof than this one."""
+
+
+class StoreLockedError(StoreError):
+    """Another process held the database file's lock past the wait allowed (a later try may succeed)."""

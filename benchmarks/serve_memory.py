@@ -4,7 +4,8 @@ Starts ``agentprof serve --port 0`` as a separate process and sends it traces fr
 thread as fast as it answers (the requests of ``receiver.py``: an agent, a tool and six chat
 spans per trace, 512 spans per request; 503 answers are retried after 10 ms). At each
 checkpoint of spans sent it waits two seconds and prints the resident memory of the server and
-of each of its worker processes (``/proc``), and the spool's size. ``--content-kb`` sets the
+of each of its worker processes (``/proc``, including a spool load running then), the spool's size
+and the store's (serve loads the spool into the store every ``--ingest-every`` seconds). ``--content-kb`` sets the
 size of the system instructions every chat span carries (``receiver.py`` sends 2 KB; with
 content capture on, real agents send their whole conversation with every call).
 
@@ -15,6 +16,7 @@ checkout (its ``agentprof`` package first on ``PYTHONPATH``), for a before/after
     python benchmarks/serve_memory.py                                  # 50k 250k 500k 1M spans, 2 KB
     python benchmarks/serve_memory.py --content-kb 20 --spans 25000 100000 200000
     python benchmarks/serve_memory.py --root /tmp/base --content-kb 20 --spans 25000 100000 200000
+    python benchmarks/serve_memory.py --ingest-every 0 --spans 250000 500000 1000000   # spool only
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def main() -> None:
     parser.add_argument("--spans", type=int, nargs="+", default=[50_000, 250_000, 500_000, 1_000_000])
     parser.add_argument("--content-kb", type=int, default=2, help="system instructions per chat span (KB)")
     parser.add_argument("--root", type=Path, help="run the server from this checkout instead")
+    parser.add_argument(
+        "--ingest-every", type=float, help="serve's --ingest-every (default: serve's own; 0: spool only)"
+    )
     args = parser.parse_args()
     text = "You are a careful support agent. "  # 33 characters
     receiver._SYSTEM = json.dumps([{"type": "text", "content": text * (args.content_kb * 1024 // len(text))}])
@@ -67,6 +72,8 @@ def main() -> None:
         env["PYTHONPATH"] = str(args.root.resolve())
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0", "--db", tmp]
+        if args.ingest_every is not None:
+            command += ["--ingest-every", f"{args.ingest_every:g}"]
         server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
         assert server.stderr is not None
         match = receiver._URL.search(server.stderr.readline())
@@ -86,14 +93,17 @@ def main() -> None:
                 time.sleep(2)
                 sizes = process_tree_rss_mib(server.pid)
                 spool = sum(path.stat().st_size for path in (Path(tmp) / "spool").glob("seg-*")) / 2**20
+                database = Path(tmp) / "agentprof.duckdb"
+                stored = database.stat().st_size / 2**20 if database.exists() else 0.0
                 print(
                     f"after {sent:>9,} spans ({time.perf_counter() - started:5.0f} s): serve RSS {sum(sizes):7.1f} MiB "
-                    f"({', '.join(f'{s:.1f}' for s in sizes)}); spool {spool:,.0f} MiB",
+                    f"({', '.join(f'{s:.1f}' for s in sizes)}); spool {spool:,.0f} MiB; store {stored:,.0f} MiB",
                     flush=True,
                 )
         finally:
             server.send_signal(signal.SIGTERM)
-            server.communicate(timeout=600)
+            _, closing = server.communicate(timeout=600)
+            print(closing.strip().splitlines()[-1] if closing.strip() else "(serve said nothing on stopping)")
 
 
 if __name__ == "__main__":

@@ -39,14 +39,24 @@ def _is_loopback(host: str) -> bool:
     help="Processes that decode and map spans, each for a share of the traces "
     "(default: one per CPU, at most 4; 0: all in this process).",
 )
+@click.option(
+    "--ingest-every",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="Load what was received into the store this often, in a child process (0: never; "
+    "reports and doctor then load it).",
+)
 @db_option
-def serve(host: str, port: int, token: str | None, workers: int | None, db: str | None) -> None:
+def serve(host: str, port: int, token: str | None, workers: int | None, ingest_every: float, db: str | None) -> None:
     """Receive OTLP/HTTP traces from any instrumented agent into the store.
 
     Listens for POST /v1/traces (protobuf or JSON, gzip too); point OTEL_EXPORTER_OTLP_ENDPOINT
     at it.
     """
     from agentprof._config import resolve_store_location
+    from agentprof.cli._spool_loader import SpoolLoader
     from agentprof.ingest._intake import tune_gc_for_serving
     from agentprof.ingest._receiver import TRACES_PATH, OtlpReceiver
     from agentprof.ingest._workers import default_workers
@@ -75,6 +85,9 @@ def serve(host: str, port: int, token: str | None, workers: int | None, db: str 
         raise CliError(f"cannot start the receiver's worker processes: {one_line(exc)} (try --workers 0)") from None
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     tune_gc_for_serving()
+    loader = SpoolLoader(db, location.spool_dir, ingest_every, warn=_warn) if ingest_every else None
+    if loader is not None:
+        loader.start()
     click.echo(
         f"agentprof serve: receiving OTLP/HTTP traces on {receiver.url}{TRACES_PATH} into {location.display} "
         "(Ctrl-C to stop)",
@@ -84,6 +97,8 @@ def serve(host: str, port: int, token: str | None, workers: int | None, db: str 
         while not stop.wait(0.5):
             pass
     finally:
+        if loader is not None:
+            loader.stop()
         receiver.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -93,11 +108,16 @@ def serve(host: str, port: int, token: str | None, workers: int | None, db: str 
         f"agentprof serve: stopped; {stats.spans_accepted} spans received ({stats.spans_rejected} rejected, "
         f"{stats.spans_duplicate} duplicates); {totals.tasks} tasks, {totals.steps} steps, "
         f"{totals.model_calls} model calls spooled ({totals.skipped} spans skipped)"
-        + _cut_off(receiver.client_disconnects),
+        + _cut_off(receiver.client_disconnects)
+        + (loader.stats.summary() if loader is not None else ""),
         err=True,
     )
     if stats.write_failures:
         raise CliError(f"{stats.write_failures} batches could not be written to {location.spool_dir}")
+
+
+def _warn(message: str) -> None:
+    click.secho(f"agentprof serve: warning: {message}", fg="yellow", err=True)
 
 
 def _cut_off(requests: int) -> str:

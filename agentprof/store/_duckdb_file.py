@@ -2,7 +2,7 @@
 
 DuckDB lets one process hold a file read-write at a time and reports a conflict as an IO error
 naming the holder's PID. CLI readers are short-lived, so a conflict is retried with backoff for a
-bounded time before it becomes one clear :class:`~agentprof.exceptions.StoreError`.
+bounded time before it becomes one clear :class:`~agentprof.exceptions.StoreLockedError`.
 
 A file is classified *read-only* before it is opened for writing, so a foreign DuckDB database
 (or one with a pending write-ahead log) is never modified, and its header is checked first because
@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 
 import duckdb
 
-from agentprof.exceptions import StoreCorruptError, StoreError
+from agentprof.exceptions import StoreCorruptError, StoreError, StoreLockedError
 from agentprof.store._migrations import check_meta
 
 T = TypeVar("T")
@@ -61,18 +61,20 @@ def lock_conflict(exc: BaseException) -> str | None:
     return None
 
 
-def locked_error(file: str, message: str) -> StoreError:
+def locked_error(file: str, message: str) -> StoreLockedError:
     """The user-facing error for a database another process keeps locked."""
     match = _PID.search(message)
     holder = f"PID {match.group(1)}" if match else "an unknown PID"
-    return StoreError(f"{file} is locked by another process ({holder}): wait for it to finish, or use another --db")
+    return StoreLockedError(
+        f"{file} is locked by another process ({holder}): wait for it to finish, or use another --db"
+    )
 
 
 def retry_while_locked(action: Callable[[], T], file: str, deadline: float) -> T:
     """Run ``action``, retrying with backoff while another process holds the file's lock.
 
     Raises:
-        StoreError: The lock was still held at ``deadline`` (a ``time.monotonic()`` value).
+        StoreLockedError: The lock was still held at ``deadline`` (a ``time.monotonic()`` value).
     """
     delay = _FIRST_BACKOFF
     while True:

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from agentprof._config import StoreLocation, resolve_store_location
-from agentprof.exceptions import StoreCorruptError, StoreError, StoreNotFoundError
+from agentprof.exceptions import StoreCorruptError, StoreLockedError, StoreNotFoundError
 from agentprof.store import open_store
 
 from .helpers import count_rows, model_calls, write_segments
@@ -128,7 +128,7 @@ def test_lock_held_by_another_process_names_its_pid(location: StoreLocation) -> 
     holder = _hold_lock(location.db_path, 30)
     try:
         started = time.monotonic()
-        with pytest.raises(StoreError) as caught:
+        with pytest.raises(StoreLockedError) as caught:
             open_store(location, lock_timeout=0.5)
         elapsed = time.monotonic() - started
     finally:
