@@ -71,6 +71,23 @@ class LoaderStats:
         return "; " + ", ".join(parts)
 
 
+def _child_environment(db: str | None) -> dict[str, str]:
+    """The environment of serve, with the store in ``AGENTPROF_DB`` and this very ``agentprof`` importable first.
+
+    With ``-P`` and this ``PYTHONPATH`` the child imports the agentprof serve runs, whether it was
+    installed or imported from a checkout, and never an ``agentprof/`` directory where it runs.
+    """
+    import agentprof
+
+    environment = dict(os.environ)
+    if db:
+        environment["AGENTPROF_DB"] = db
+    home = str(Path(agentprof.__file__).resolve().parent.parent)
+    inherited = environment.get("PYTHONPATH")
+    environment["PYTHONPATH"] = home + os.pathsep + inherited if inherited else home
+    return environment
+
+
 class SpoolLoader:
     """Ingests ``spool_dir`` into the store every ``every`` seconds in a child process (see the module docstring)."""
 
@@ -85,8 +102,8 @@ class SpoolLoader:
             every: Seconds between tries.
             warn: Prints one warning line (called from the loader's thread).
         """
-        self._command = [sys.executable, "-m", _CHILD_MODULE]
-        self._environment = {**os.environ, "AGENTPROF_DB": db} if db else None
+        self._command = [sys.executable, "-P", "-m", _CHILD_MODULE]
+        self._environment = _child_environment(db)
         self._spool_dir = spool_dir
         self._every = every
         self._warn = warn

@@ -211,7 +211,24 @@ def test_serve_with_ingest_every_0_only_writes_the_spool(tmp_path: Path) -> None
 def test_the_child_reads_the_store_from_the_environment_not_its_arguments(location: StoreLocation) -> None:
     # A store URL may carry a password: it must not show in `ps`.
     loader = _loader(location, [])
-    assert loader._command == [sys.executable, "-m", "agentprof.cli._load_spool"]
+    assert loader._command == [sys.executable, "-P", "-m", "agentprof.cli._load_spool"]
     environment = loader._environment
-    assert environment is not None and environment["AGENTPROF_DB"] == str(location.spool_dir.parent)
+    assert environment["AGENTPROF_DB"] == str(location.spool_dir.parent)
     assert set(os.environ) <= set(environment)
+
+
+def test_the_child_imports_the_agentprof_serve_runs(
+    location: StoreLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # serve started in a directory holding another `agentprof/` (a checkout of an older version,
+    # say): the child must not import that one.
+    impostor = tmp_path / "elsewhere" / "agentprof"
+    impostor.mkdir(parents=True)
+    (impostor / "__init__.py").write_text("raise ImportError('the wrong agentprof')\n")
+    monkeypatch.chdir(impostor.parent)
+    write_segments(location.spool_dir, [model_calls(0, 2)])
+    warnings: list[str] = []
+    loader = _loader(location, warnings)
+    loader.load_now()
+    assert warnings == []
+    assert loader.stats == LoaderStats(loads=1, rows=2)
