@@ -31,6 +31,7 @@ _MAX_BACKOFF = 0.4
 
 _LOCK_TEXT = "Could not set lock on file"
 _PID = re.compile(r"\(PID (\d+)\)")
+_SPOOL_LOADER = "agentprof.cli._load_spool"  # serve's child (see agentprof.cli._spool_loader)
 _OTHER_CONFIGURATION = "different configuration"
 _DUCKDB_MAGIC = b"DUCK"
 _MAGIC_OFFSET = 8
@@ -62,12 +63,45 @@ def lock_conflict(exc: BaseException) -> str | None:
 
 
 def locked_error(file: str, message: str) -> StoreLockedError:
-    """The user-facing error for a database another process keeps locked."""
+    """The user-facing error for a database another process keeps locked, naming that process if it can."""
     match = _PID.search(message)
-    holder = f"PID {match.group(1)}" if match else "an unknown PID"
+    holder = f"PID {match.group(1)}{_command_of(int(match.group(1)))}" if match else "an unknown PID"
     return StoreLockedError(
         f"{file} is locked by another process ({holder}): wait for it to finish, or use another --db"
     )
+
+
+def _command_of(pid: int) -> str:
+    """``": <program>"`` of a process (Linux ``/proc``), or ``""`` where it cannot be read.
+
+    A PID alone says little; the holder is usually a report still running, a Python shell or
+    notebook with the store open, or ``agentprof serve`` loading its spool (a child that exits
+    within seconds). Only the program is named, never its other arguments: they may hold secrets.
+    """
+    try:
+        arguments = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return ""
+    if _SPOOL_LOADER in arguments:
+        return ": agentprof serve loading its spool, for a few seconds"
+    return f": {' '.join(_program(arguments))}" if arguments else ""
+
+
+def _program(arguments: list[str]) -> list[str]:
+    """The words that name a program: ``python -m module``, ``python script.py``, ``agentprof report``."""
+    words = [Path(arguments[0]).name]
+    if len(arguments) > 1:
+        if arguments[1] == "-m" and len(arguments) > 2:
+            words += ["-m", arguments[2]]
+        elif arguments[1].startswith("-"):
+            words.append(arguments[1])  # "-c" and the like, without the code that follows
+        else:
+            words.append(Path(arguments[1]).name)
+            if words[-1] == "agentprof" and len(arguments) > 2:
+                words.append(arguments[2])  # the command (a word of agentprof's own)
+    if words[0] == "agentprof" and len(arguments) > 1:
+        words = words[:1] + [arguments[1]]
+    return words
 
 
 def retry_while_locked(action: Callable[[], T], file: str, deadline: float) -> T:

@@ -112,9 +112,9 @@ conn.close()
 """
 
 
-def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+def _hold_lock(path: Path, seconds: float, *extra: str) -> subprocess.Popen[str]:
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLD_LOCK, str(path), str(seconds), *extra], stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "locked"
@@ -136,9 +136,27 @@ def test_lock_held_by_another_process_names_its_pid(location: StoreLocation) -> 
         holder.wait()
         assert holder.stdout is not None
         holder.stdout.close()
-    assert f"is locked by another process (PID {holder.pid})" in str(caught.value)
+    # ... and its program (which says more than a number), without the arguments, which may hold secrets
+    program = Path(sys.executable).name
+    assert f"is locked by another process (PID {holder.pid}: {program} -c): wait" in str(caught.value)
     assert str(location.db_path) in str(caught.value)
     assert 0.5 <= elapsed < 3
+
+
+def test_lock_held_by_serves_spool_loader_says_so(location: StoreLocation) -> None:
+    with open_store(location, create=True):
+        pass
+    assert location.db_path is not None
+    holder = _hold_lock(location.db_path, 30, "-m", "agentprof.cli._load_spool")  # its command line
+    try:
+        with pytest.raises(StoreLockedError) as caught:
+            open_store(location, lock_timeout=0.1)
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    assert f"(PID {holder.pid}: agentprof serve loading its spool, for a few seconds)" in str(caught.value)
 
 
 def test_lock_released_within_the_timeout_is_waited_for(location: StoreLocation) -> None:
@@ -160,3 +178,19 @@ def test_two_stores_in_one_process_share_the_file(location: StoreLocation) -> No
     write_segments(location.spool_dir, [model_calls(0, 2)])
     with open_store(location) as first, open_store(location) as second:
         assert count_rows(second.engine, "model_calls") == count_rows(first.engine, "model_calls") == 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "/run/kernel.json"], "python3 -m ipykernel_launcher"),
+        (["/venv/bin/python", "/venv/bin/agentprof", "report", "--db", "x"], "python agentprof report"),
+        (["/venv/bin/agentprof", "serve", "--token", "s3cret"], "agentprof serve"),
+        (["python", "agent.py", "--api-key", "sk-live"], "python agent.py"),
+        (["python", "-c", "import os; KEY = 'sk-live'"], "python -c"),
+    ],
+)
+def test_a_lock_holder_is_named_by_its_program_never_its_arguments(arguments: list[str], named: str) -> None:
+    from agentprof.store._duckdb_file import _program
+
+    assert " ".join(_program(arguments)) == named
