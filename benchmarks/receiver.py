@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import re
@@ -151,6 +152,17 @@ def post(url: str, body: bytes, content_type: str) -> None:
             time.sleep(0.01)
 
 
+@functools.cache
+def _spool_only() -> list[str]:
+    """``--ingest-every 0`` where serve has it (since 2026-12-03), else nothing (older trees).
+
+    The receiver is measured, not loads of the spool into the store, and rows are counted in the spool.
+    """
+    command = [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--help"]
+    shown = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return ["--ingest-every", "0"] if "--ingest-every" in shown else []
+
+
 def run_once(
     bodies: list[bytes], content_type: str, spans: int, workers: str = "auto"
 ) -> tuple[float, float, float, int]:
@@ -160,7 +172,7 @@ def run_once(
         command = [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0", "--db", tmp]
         if workers != "auto":
             command += ["--workers", workers]
-        server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(command + _spool_only(), stderr=subprocess.PIPE, text=True)
         assert server.stderr is not None
         match = _URL.search(server.stderr.readline())
         assert match, "serve did not start"
