@@ -71,21 +71,20 @@ class LoaderStats:
         return "; " + ", ".join(parts)
 
 
-def _child_environment(db: str | None) -> dict[str, str]:
-    """The environment of serve, with the store in ``AGENTPROF_DB`` and this very ``agentprof`` importable first.
+def _child_command() -> list[str]:
+    """The child's command line: :mod:`agentprof.cli._load_spool` of the agentprof serve runs.
 
-    With ``-P`` and this ``PYTHONPATH`` the child imports the agentprof serve runs, whether it was
-    installed or imported from a checkout, and never an ``agentprof/`` directory where it runs.
+    ``-P`` keeps the directory serve was started in off ``sys.path`` (an ``agentprof/`` there, a
+    checkout of another version, say, must not be imported), and this agentprof's home is appended
+    last, for a serve imported from a checkout that is not installed. Appended, not put first on
+    ``PYTHONPATH``: an installed agentprof's home is ``site-packages``, which must not come before
+    the standard library.
     """
     import agentprof
 
-    environment = dict(os.environ)
-    if db:
-        environment["AGENTPROF_DB"] = db
     home = str(Path(agentprof.__file__).resolve().parent.parent)
-    inherited = environment.get("PYTHONPATH")
-    environment["PYTHONPATH"] = home + os.pathsep + inherited if inherited else home
-    return environment
+    code = f"import sys; sys.path.append(sys.argv[1]); from {_CHILD_MODULE} import main; sys.exit(main())"
+    return [sys.executable, "-P", "-c", code, home]
 
 
 class SpoolLoader:
@@ -102,8 +101,8 @@ class SpoolLoader:
             every: Seconds between tries.
             warn: Prints one warning line (called from the loader's thread).
         """
-        self._command = [sys.executable, "-P", "-m", _CHILD_MODULE]
-        self._environment = _child_environment(db)
+        self._command = _child_command()
+        self._environment = {**os.environ, "AGENTPROF_DB": db} if db else None
         self._spool_dir = spool_dir
         self._every = every
         self._warn = warn

@@ -82,7 +82,7 @@ def _command_of(pid: int) -> str:
         arguments = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
     except OSError:
         return ""
-    if _SPOOL_LOADER in arguments:
+    if any(_SPOOL_LOADER in argument for argument in arguments):
         return ": agentprof serve loading its spool, for a few seconds"
     return f": {' '.join(_program(arguments))}" if arguments else ""
 
