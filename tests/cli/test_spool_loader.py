@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -153,20 +155,36 @@ def test_stop_lets_a_load_in_progress_finish(location: StoreLocation) -> None:
     assert _segments(location) == []
 
 
-def test_serve_loads_what_it_receives_while_it_runs(tmp_path: Path) -> None:
-    store = tmp_path / "store"
+@contextmanager
+def _serving(store: Path, *options: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``agentprof serve`` on a free port with ``options``: the process and its base URL (killed if the test fails)."""
     command = [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0"]
-    command += ["--db", str(store), "--ingest-every", "0.2"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([*command, "--db", str(store), *options], stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
         banner = process.stderr.readline()
         match = re.search(r"on (http://127\.0\.0\.1:\d+)/v1/traces", banner)
         assert match, banner
+        yield process, match.group(1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, as a service manager stops serve; its closing lines (it must exit 0)."""
+    process.send_signal(signal.SIGTERM)
+    _, rest = process.communicate(timeout=30)
+    assert process.returncode == 0, rest
+    return rest
+
+
+def test_serve_loads_what_it_receives_while_it_runs(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with _serving(store, "--ingest-every", "0.2") as (process, url):
         body = request([S(1, None, "invoke_agent support", AGENT), S(2, 1, "chat gpt-4o", CALL)]).SerializeToString()
-        post = urllib.request.Request(
-            match.group(1) + "/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
-        )
+        post = urllib.request.Request(url + "/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"})
         with urllib.request.urlopen(post, timeout=10) as response:
             assert response.status == 200
         # The trace is spooled once it settles, then loaded; the store is written while serve runs.
@@ -174,12 +192,7 @@ def test_serve_loads_what_it_receives_while_it_runs(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not ((store / "agentprof.duckdb").exists() and not _segments(spool)):
             time.sleep(0.1)
-        process.send_signal(signal.SIGTERM)
-        _, rest = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, rest
+        rest = _stop(process)
     assert "1 tasks, 0 steps, 1 model calls spooled" in rest
     assert re.search(r"; spool loaded into the store \d+ time\(s\) \(2 rows\)", rest), rest
     assert "Traceback" not in rest and "warning" not in rest
@@ -192,18 +205,9 @@ def test_serve_loads_what_it_receives_while_it_runs(tmp_path: Path) -> None:
 def test_serve_with_ingest_every_0_only_writes_the_spool(tmp_path: Path) -> None:
     store = tmp_path / "store"
     write_segments(store / "spool", [model_calls(0, 2)])
-    command = [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0"]
-    process = subprocess.Popen(command + ["--db", str(store), "--ingest-every", "0"], stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stderr is not None
-        process.stderr.readline()
+    with _serving(store, "--ingest-every", "0") as (process, _):
         time.sleep(1)
-        process.send_signal(signal.SIGTERM)
-        _, rest = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, rest
+        rest = _stop(process)
     assert "spool loaded" not in rest
     assert len(_segments(store / "spool")) == 1 and not (store / "agentprof.duckdb").exists()
 
