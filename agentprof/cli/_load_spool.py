@@ -1,6 +1,7 @@
 """Load the spool into the store once, as a child process of ``agentprof serve``.
 
-``python -m agentprof.cli._load_spool`` opens the store (``AGENTPROF_DB``, else the project's
+:func:`main` (what serve's :class:`~agentprof.cli._spool_loader.SpoolLoader` runs, and ``python -m
+agentprof.cli._load_spool`` by hand) opens the store (``AGENTPROF_DB``, else the project's
 default), ingests every finished segment exactly once and exits. It is a process of its own so
 that DuckDB's memory during a load, and any failure of it, stay out of the long-running receiver;
 a load killed half-way is harmless (see :mod:`agentprof.store._ingest`).

@@ -2,7 +2,7 @@
 
 serve writes spool segments only; before this loader nothing read them until someone ran
 ``agentprof report`` or ``doctor``. A collector left running for days then filled the disk with
-segments (about 850 bytes a span, three to four times what the same rows take in the store) and
+segments (about 850 bytes a span, ten times what the same rows take in the store) and
 made the next report wait for all of it (17 s per two million spans). The loader ingests the spool
 at a fixed interval, whenever it holds finished segments.
 
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agentprof._spool import SEGMENT_GLOB
@@ -118,7 +118,7 @@ class SpoolLoader:
     def stats(self) -> LoaderStats:
         """The counts so far (a copy)."""
         with self._lock:
-            return LoaderStats(**{name: getattr(self._stats, name) for name in LoaderStats.__slots__})
+            return replace(self._stats)
 
     def start(self) -> SpoolLoader:
         """Start the loader's thread; the first try is one interval from now."""
@@ -162,7 +162,12 @@ class SpoolLoader:
 
     def _run(self) -> None:
         while not self._stopping.wait(self._every):
-            self.load_now()
+            try:
+                self.load_now()
+            except Exception as exc:  # a loader bug must not end the loading, nor serve
+                with self._lock:
+                    self._child = None
+                    self._fail(f"internal error: {type(exc).__name__}: {exc}")
 
     def _has_segments(self) -> bool:
         try:
@@ -173,7 +178,7 @@ class SpoolLoader:
     def _record(self, returncode: int, out: str, err: str) -> None:
         message = (err.strip().splitlines() or [f"exit code {returncode}"])[-1]
         if returncode == LOADED:
-            counts = json.loads(out)
+            counts = json.loads(out.strip().splitlines()[-1])
             self._stats.loads += 1
             self._stats.rows += counts["rows"]
             self._stats.bad_segments += counts["bad"]
@@ -185,10 +190,14 @@ class SpoolLoader:
             if self._deferred_in_a_row == DEFERRALS_BEFORE_WARNING:
                 self._warn(f"the spool could not be loaded {DEFERRALS_BEFORE_WARNING} times in a row: {message}")
         elif not self._stopping.is_set():  # a child ended by stop() is not a failure
-            self._stats.failures += 1
-            if message != self._last_failure:
-                self._last_failure = message
-                self._warn(
-                    f"could not load the spool into the store: {message} "
-                    f"(the spool keeps every span; next try in {self._every:g} s)"
-                )
+            self._fail(message)
+
+    def _fail(self, message: str) -> None:
+        """Count a failed try, and print ``message`` unless the previous failure said the same."""
+        self._stats.failures += 1
+        if message != self._last_failure:
+            self._last_failure = message
+            self._warn(
+                f"could not load the spool into the store: {message} "
+                f"(the spool keeps every span; next try in {self._every:g} s)"
+            )

@@ -119,6 +119,29 @@ def test_the_loader_runs_on_its_interval_and_stops(location: StoreLocation) -> N
     assert _segments(location) == []
 
 
+def test_a_child_answering_nonsense_is_a_counted_failure_and_loading_goes_on(location: StoreLocation) -> None:
+    # Fault injection: a child that exits 0 but prints no counts (a loader bug, say) must not end
+    # the loader's thread; the next interval, with the real child, loads the spool.
+    write_segments(location.spool_dir, [model_calls(0, 3)])
+    warnings: list[str] = []
+    loader = _loader(location, warnings, every=0.05)
+    real = loader._command
+    loader._command = [sys.executable, "-c", "print('not counts')"]
+    loader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while loader.stats.failures == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        loader._command = real
+        while loader.stats.loads == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        loader.stop()
+    assert loader.stats.loads == 1 and loader.stats.rows == 3
+    assert loader.stats.failures >= 1
+    assert len(warnings) == 1 and "internal error: JSONDecodeError" in warnings[0]
+
+
 def test_stop_ends_a_load_past_its_grace_without_counting_a_failure(
     location: StoreLocation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
