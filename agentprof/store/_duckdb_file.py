@@ -89,19 +89,17 @@ def _command_of(pid: int) -> str:
 
 def _program(arguments: list[str]) -> list[str]:
     """The words that name a program: ``python -m module``, ``python script.py``, ``agentprof report``."""
-    words = [Path(arguments[0]).name]
-    if len(arguments) > 1:
-        if arguments[1] == "-m" and len(arguments) > 2:
-            words += ["-m", arguments[2]]
-        elif arguments[1].startswith("-"):
-            words.append(arguments[1])  # "-c" and the like, without the code that follows
-        else:
-            words.append(Path(arguments[1]).name)
-            if words[-1] == "agentprof" and len(arguments) > 2:
-                words.append(arguments[2])  # the command (a word of agentprof's own)
-    if words[0] == "agentprof" and len(arguments) > 1:
-        words = words[:1] + [arguments[1]]
-    return words
+    name, rest = Path(arguments[0]).name, arguments[1:]
+    if name == "agentprof":
+        return [name, *rest[:1]]  # the command, a word of agentprof's own
+    if rest[:1] == ["-m"]:
+        return [name, *rest[:2]]
+    if rest and rest[0].startswith("-"):
+        return [name, rest[0]]  # "-c" and the like, without the code that follows
+    if rest:
+        script = Path(rest[0]).name
+        return [name, script, *rest[1:2]] if script == "agentprof" else [name, script]
+    return [name]
 
 
 def retry_while_locked(action: Callable[[], T], file: str, deadline: float) -> T:
