@@ -27,6 +27,7 @@ import gc
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -134,12 +135,19 @@ def build_store(directory: Path, calls: int) -> None:
         conn.exec_driver_sql(INSERT_TOOL_STEPS.format(tasks=tasks))
 
 
-def store_arguments(description: str | None, rounds: int) -> argparse.Namespace:
-    """The command line of a script timing a command on this store: ``--calls``, ``--rounds``, ``--keep``."""
+def store_arguments(
+    description: str | None, rounds: int, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """The command line of a script timing a command on this store: ``--calls``, ``--rounds``, ``--keep``.
+
+    ``extra`` adds the script's own options.
+    """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--keep", type=Path, help="build the store here (or reuse the one already there)")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 
