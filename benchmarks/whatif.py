@@ -3,9 +3,9 @@
 Each run is a separate ``agentprof whatif ... --format json`` process (what a user waits for,
 interpreter start-up included; agentprof's modules are compiled to bytecode first, as a wheel
 install does), so its peak resident memory is its own: read from ``getrusage(RUSAGE_CHILDREN)``
-after it exits, which reports the largest child so far, so the steps run smallest first. Targets cover the three kinds of price data: one price for all time
-(gpt-4.1-nano), a price change on a date (claude-sonnet-4-6 on 2026-03-13) and off-peak hours
-(deepseek-chat).
+after it exits, which reports the largest child so far, so the steps run smallest first. Targets
+cover the three kinds of price data: one price for all time (gpt-4.1-nano), a price change on a
+date (claude-sonnet-4-6 on 2026-03-13) and off-peak hours (deepseek-chat).
 
 Run::
 
