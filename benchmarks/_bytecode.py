@@ -8,7 +8,7 @@ quarter of a second the users of a wheel never pay (measured 2026-12-03: a fresh
 calls, 1.44 s without the ``.pyc`` files, 1.17 s with them). Python still reads ``.pyc`` files
 under that variable, so compiling once here is enough.
 
-Not a benchmark itself: ``startup.py`` and ``report.py`` call :func:`compile_like_an_install`.
+Not a benchmark itself: ``startup.py``, ``report.py`` and ``whatif.py`` call :func:`compile_like_an_install`.
 """
 
 from __future__ import annotations
