@@ -12,6 +12,12 @@ time from the first request until the server has written every row and exited). 
 machine both move with the other load, so a third one does not: *per CPU-second*, spans over
 the CPU time (user + system) the server process used after it started listening, until it exited.
 
+A fourth figure, *sustained*, is the rate rows reach the spool while the client is still sending,
+from the moment a tenth of them are there until SIGTERM: the rate a long stream is mapped at, without
+the first second (a trace waits ``TraceBuffer.settle_s`` after its root for stragglers) or the
+shutdown's flush. It needs a stream long enough for that window (``--requests 400``: 204,800 spans);
+the client counts the lines of each new segment as it appears (~0.1 s of its CPU per 100,000 rows).
+
 ``--distinct-usage`` gives every call its own token counts (by default a trace's six calls repeat
 six usages, so prices are computed once per usage and then remembered).
 
@@ -36,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -163,10 +170,47 @@ def _spool_only() -> list[str]:
     return ["--ingest-every", "0"] if "--ingest-every" in shown else []
 
 
+class _SpoolWatch:
+    """Counts the rows of each spool segment as it appears (segments are renamed into place whole)."""
+
+    def __init__(self, spool: Path) -> None:
+        self.spool = spool
+        self.marks: list[tuple[float, int]] = []
+        self._counted: dict[Path, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _SpoolWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            for path in self.spool.glob("seg-*.jsonl"):
+                if path not in self._counted:
+                    try:
+                        self._counted[path] = path.read_bytes().count(b"\n")
+                    except OSError:
+                        continue
+            self.marks.append((time.perf_counter(), sum(self._counted.values())))
+
+    def sustained(self, spans: int, until: float) -> float | None:
+        """Rows per second from the first mark with a tenth of ``spans`` spooled until ``until``; None if under 2 s."""
+        start = next(((at, rows) for at, rows in self.marks if rows >= spans / 10), None)
+        end = next(((at, rows) for at, rows in reversed(self.marks) if at <= until), None)
+        if start is None or end is None or end[0] - start[0] < 2.0:
+            return None
+        return (end[1] - start[1]) / (end[0] - start[0])
+
+
 def run_once(
     bodies: list[bytes], content_type: str, spans: int, workers: str = "auto"
-) -> tuple[float, float, float, int]:
-    """(accepted spans/s, spooled spans/s, spans per server CPU-second, rows written) for one server process."""
+) -> tuple[float, float, float, int, float | None]:
+    """(accepted spans/s, spooled spans/s, spans per server CPU-second, rows written, sustained rows/s or None)."""
     cpu_before = _children_cpu_s()
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-c", "from agentprof.cli import main; main()", "serve", "--port", "0", "--db", tmp]
@@ -178,16 +222,17 @@ def run_once(
         assert match, "serve did not start"
         cpu_started = _process_cpu_s(server.pid)
         url = match.group(1) + "/v1/traces"
-        start = time.perf_counter()
-        for body in bodies:
-            post(url, body, content_type)
-        sent = time.perf_counter()
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=600)
-        done = time.perf_counter()
+        with _SpoolWatch(Path(tmp) / "spool") as watch:
+            start = time.perf_counter()
+            for body in bodies:
+                post(url, body, content_type)
+            sent = time.perf_counter()
+            server.send_signal(signal.SIGTERM)
+            server.communicate(timeout=600)
+            done = time.perf_counter()
         cpu = _children_cpu_s() - cpu_before - cpu_started
         rows = sum(len(p.read_text().splitlines()) for p in (Path(tmp) / "spool").glob("seg-*.jsonl"))
-    return spans / (sent - start), spans / (done - start), spans / cpu, rows
+    return spans / (sent - start), spans / (done - start), spans / cpu, rows, watch.sustained(spans, sent)
 
 
 def main() -> None:
@@ -211,13 +256,17 @@ def main() -> None:
             continue
         size = sum(map(len, bodies)) / len(bodies) / 1024
         results: dict[str, list[tuple[float, float, float]]] = {variant: [] for variant in variants}
+        steady: dict[str, list[float]] = {variant: [] for variant in variants}
         for round_ in range(args.repeat):
             for variant in variants if round_ % 2 == 0 else reversed(variants):
-                a, s, c, rows = run_once(bodies, content_type, spans, variant)
+                a, s, c, rows, sustained = run_once(bodies, content_type, spans, variant)
                 results[variant].append((a, s, c))
+                if sustained is not None:
+                    steady[variant].append(sustained)
                 print(
                     f"{name} workers={variant}: {spans} spans ({size:.0f} KiB/request), accepted {a:,.0f}/s, "
-                    f"spooled {s:,.0f}/s, {c:,.0f} per server CPU-second, {rows} rows"
+                    f"spooled {s:,.0f}/s, {c:,.0f} per server CPU-second, {rows} rows, sustained "
+                    + (f"{sustained:,.0f}/s" if sustained is not None else "n/a (a short stream)")
                 )
                 if rows != spans:
                     raise SystemExit(f"MISMATCH: {rows} rows spooled for {spans} spans sent")
@@ -226,7 +275,8 @@ def main() -> None:
             print(
                 f"{name} workers={variant} median: accepted {statistics.median(accepted):,.0f} spans/s, "
                 f"end to end {statistics.median(spooled):,.0f} spans/s, "
-                f"{statistics.median(per_cpu):,.0f} spans per server CPU-second"
+                f"{statistics.median(per_cpu):,.0f} spans per server CPU-second, sustained "
+                + (f"{statistics.median(steady[variant]):,.0f} spans/s" if steady[variant] else "n/a")
             )
 
 
