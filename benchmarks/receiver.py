@@ -194,7 +194,7 @@ class _SpoolWatch:
                 if path not in self._counted:
                     try:
                         self._counted[path] = path.read_bytes().count(b"\n")
-                    except OSError:
+                    except OSError:  # not counted, so read again at the next poll
                         continue
             self.marks.append((time.perf_counter(), sum(self._counted.values())))
 
